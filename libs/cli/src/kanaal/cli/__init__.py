@@ -1,0 +1,1 @@
+"""The `kanaal` command: one entry point that gathers what every package contributes."""

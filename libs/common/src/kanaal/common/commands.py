@@ -1,0 +1,114 @@
+"""`kanaal schema` and `kanaal topology`: the contract and the topology, for people.
+
+Contributed to the `kanaal` command through the `kanaal.cli` entry-point group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import aio_pika
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kanaal.common.config import ConfigError, load_topology
+from kanaal.common.contract import SCHEMAS
+from kanaal.common.settings import ServiceSettings
+from kanaal.common.topology import Topology, declare
+
+SCHEMA_DIR = Path("docs/schema")
+
+console = Console()
+ConfigDir = Annotated[
+    Path | None,
+    typer.Option("--config-dir", help="folder with channels.yaml and routing.yaml"),
+]
+
+
+def schema_files() -> dict[str, str]:
+    """Each contract model's JSON Schema, by file name, as committed under docs/schema/."""
+    return {
+        f"{name}.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+        for name, model in SCHEMAS.items()
+    }
+
+
+def schema_command(
+    out: Annotated[Path, typer.Option(help="folder to write the schemas to")] = SCHEMA_DIR,
+) -> None:
+    """Write the JSON Schema of every message to docs/schema/."""
+    out.mkdir(parents=True, exist_ok=True)
+    for filename, text in schema_files().items():
+        (out / filename).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out / filename}")
+
+
+topology_app = typer.Typer(help="Show or declare the RabbitMQ topology.", no_args_is_help=True)
+
+
+def _topology(config_dir: Path | None) -> Topology:
+    settings = ServiceSettings()
+    try:
+        return load_topology(config_dir or settings.config_dir)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@topology_app.command("show")
+def show(config_dir: ConfigDir = None) -> None:
+    """Print exchanges, queues with their arguments, and bindings."""
+    topology = _topology(config_dir)
+    exchanges = Table("exchange", "type", title="Exchanges")
+    for exchange in topology.exchanges:
+        exchanges.add_row(exchange.name, exchange.type.value)
+    queues = Table("queue", "type", "delivery limit", "dead letters to", "bound to", title="Queues")
+    for queue in topology.queues:
+        queues.add_row(
+            queue.name,
+            queue.queue_type.value,
+            str(queue.delivery_limit or "-"),
+            queue.dead_letter_key if queue.dead_letter else "-",
+            "\n".join(f"{ex.name} [{key}]" for ex, key in queue.bindings),
+        )
+    console.print(exchanges)
+    console.print(queues)
+
+
+@topology_app.command("apply")
+def apply(config_dir: ConfigDir = None) -> None:
+    """Declare the topology on the broker of KANAAL_AMQP_URL (idempotent)."""
+    topology = _topology(config_dir)
+    url = ServiceSettings().amqp_url.get_secret_value()
+    try:
+        asyncio.run(_apply(url, topology))
+    except (OSError, aio_pika.exceptions.AMQPError) as exc:
+        console.print(
+            f"[red]RabbitMQ is not reachable[/red] at {_safe_url(url)} ({type(exc).__name__}). "
+            "Start one (e.g. `rabbitmq-server -detached`) or set KANAAL_AMQP_URL."
+        )
+        raise typer.Exit(1) from exc
+    console.print(
+        f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
+        f"on {_safe_url(url)}"
+    )
+
+
+async def _apply(url: str, topology: Topology) -> None:
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        await declare(await connection.channel(), topology)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return url

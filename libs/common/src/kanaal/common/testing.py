@@ -1,0 +1,123 @@
+"""Pytest fixtures that start and clean up the real parts: a RabbitMQ vhost, a PostgreSQL database.
+
+Loaded as a pytest plugin (entry point `pytest11`), so every package's tests and the
+cross-service tests share them. Each test gets its own vhost or database, so the
+suite can run against a broker and a database server that other things use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aio_pika
+import pytest
+
+RABBIT_HOST = os.environ.get("KANAAL_TEST_RABBIT_HOST", "127.0.0.1")
+RABBIT_PORT = int(os.environ.get("KANAAL_TEST_RABBIT_PORT", "5672"))
+POSTGRES_ADMIN_URL = os.environ.get(
+    "KANAAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([exe, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@dataclass(frozen=True)
+class RabbitVhost:
+    """A throw-away vhost on the real broker and the URL that reaches it."""
+
+    name: str
+    url: str
+
+    async def connect(self) -> aio_pika.abc.AbstractRobustConnection:
+        return await aio_pika.connect_robust(self.url, timeout=10)
+
+    async def get(self, queue: str, timeout: float = 10.0) -> aio_pika.abc.AbstractIncomingMessage:
+        """Wait until `queue` holds a message, take it and ack it."""
+        found = await self.wait_for(queue, 1, timeout)
+        return found[0]
+
+    async def wait_for(
+        self, queue: str, count: int, timeout: float = 10.0, settle: float = 0.0
+    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Take (and ack) messages from `queue` until `count` arrived or `timeout` passed.
+
+        With `settle`, keep listening that long after `count` arrived, so that a
+        test can see a duplicate that should not be there.
+        """
+        messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+        connection = await self.connect()
+        async with connection:
+            channel = await connection.channel()
+            declared = await channel.get_queue(queue, ensure=True)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            settle_until: float | None = None
+            while loop.time() < deadline:
+                message = await declared.get(no_ack=False, fail=False)
+                if message is None:
+                    if settle_until is not None and loop.time() >= settle_until:
+                        break
+                    await asyncio.sleep(0.05)
+                    continue
+                await message.ack()
+                messages.append(message)
+                if len(messages) >= count and settle_until is None:
+                    settle_until = loop.time() + settle
+                    if settle == 0:
+                        break
+        return messages
+
+
+@pytest.fixture
+def rabbit_vhost() -> Iterator[RabbitVhost]:
+    """A fresh vhost on the local RabbitMQ, deleted after the test."""
+    name = f"kanaal-test-{uuid.uuid4().hex[:12]}"
+    try:
+        _rabbitmqctl("add_vhost", name)
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"cannot create a RabbitMQ vhost with rabbitmqctl: {exc}")
+    url = f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{quote(name, safe='')}"
+    yield RabbitVhost(name, url)
+    _rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (SQLAlchemy asyncpg URL), dropped after the test."""
+    asyncpg = pytest.importorskip("asyncpg")
+    name = f"kanaal_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection: Any = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def amqp_channel(rabbit_vhost: RabbitVhost) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A publisher-confirming channel on the test vhost."""
+    connection = await rabbit_vhost.connect()
+    async with connection:
+        yield await connection.channel(publisher_confirms=True)

@@ -1,0 +1,202 @@
+"""The broker topology of DESIGN.md as values: exchanges, queues, bindings, dead-lettering.
+
+Services import names from here instead of spelling them; `kanaal topology apply`
+declares the whole of it, and each service declares the part it consumes at start.
+Declaration is idempotent as long as a queue's arguments do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+import aio_pika
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+
+class WorkKind(StrEnum):
+    """The five ways to steer work, each a family of work queues (werkbakken)."""
+
+    LOCATION = "location"
+    SKILL = "skill"
+    SUBJECT = "subject"
+    GROUP = "group"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+
+    def rabbit(self) -> RabbitExchange:
+        return RabbitExchange(self.name, type=self.type, durable=True)
+
+
+EVENTS: Final = Exchange("kanaal.events", ExchangeType.TOPIC)
+WORK: Final = Exchange("kanaal.work", ExchangeType.DIRECT)
+OUTBOUND: Final = Exchange("kanaal.outbound", ExchangeType.DIRECT)
+DEAD: Final = Exchange("kanaal.dead", ExchangeType.DIRECT)
+EXCHANGES: Final = (EVENTS, WORK, OUTBOUND, DEAD)
+
+DEFAULT_DELIVERY_LIMIT: Final = 10
+
+
+class Event(StrEnum):
+    """Event names: the AMQP `type` property and the stem of the routing key."""
+
+    CONTACT_RECEIVED = "contact.received"
+    CONTACT_REGISTERED = "contact.registered"
+    CONTACT_ROUTED = "contact.routed"
+    CONTACT_SENT = "contact.sent"
+    CONTACT_FAILED = "contact.failed"
+    CASE_CLAIMED = "case.claimed"
+    CASE_TRANSFERRED = "case.transferred"
+    CASE_ESCALATED = "case.escalated"
+    CASE_CLOSED = "case.closed"
+    WORK_ITEM = "work.item"
+
+    def key(self, channel: str | None = None) -> str:
+        """The routing key on `kanaal.events`: contact events carry the channel."""
+        if self.value.startswith("contact."):
+            if channel is None:
+                raise ValueError(f"{self.value} needs a channel")
+            return f"{self.value}.{channel}"
+        return self.value
+
+    def pattern(self) -> str:
+        """A binding pattern that matches this event on every channel."""
+        return f"{self.value}.*" if self.value.startswith("contact.") else self.value
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A durable queue; quorum with a delivery limit and dead-lettering unless told otherwise."""
+
+    name: str
+    queue_type: QueueType = QueueType.QUORUM
+    delivery_limit: int | None = DEFAULT_DELIVERY_LIMIT
+    dead_letter: bool = True
+    bindings: tuple[tuple[Exchange, str], ...] = field(default_factory=tuple)
+
+    @property
+    def dead_letter_key(self) -> str:
+        return f"dead.{self.name}"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"x-queue-type": self.queue_type.value}
+        if self.queue_type is QueueType.QUORUM and self.delivery_limit is not None:
+            args["x-delivery-limit"] = self.delivery_limit
+        if self.dead_letter:
+            args["x-dead-letter-exchange"] = DEAD.name
+            args["x-dead-letter-routing-key"] = self.dead_letter_key
+            if self.queue_type is QueueType.QUORUM:
+                # At-least-once dead-lettering: a message is never lost between the two queues.
+                args["x-dead-letter-strategy"] = "at-least-once"
+                args["x-overflow"] = "reject-publish"
+        return args
+
+    def rabbit(self) -> RabbitQueue:
+        """The FastStream queue object a subscriber uses (binds its first binding key)."""
+        routing_key = self.bindings[0][1] if self.bindings else ""
+        queue: RabbitQueue = RabbitQueue(  # type: ignore[call-overload]
+            self.name,
+            queue_type=self.queue_type,
+            durable=True,
+            arguments=self.arguments,
+            routing_key=routing_key,
+        )
+        return queue
+
+    def dead(self) -> Queue:
+        """The queue that keeps what this queue dead-lettered."""
+        return Queue(
+            self.dead_letter_key,
+            delivery_limit=None,
+            dead_letter=False,
+            bindings=((DEAD, self.dead_letter_key),),
+        )
+
+
+def work_queue_name(kind: WorkKind | str, name: str | None = None) -> str:
+    """`work.<kind>.<name>`, or `work.central` / `work.escalation` for the two singletons."""
+    return f"work.{kind}" if name is None else f"work.{kind}.{name}"
+
+
+WORK_CENTRAL: Final = work_queue_name("central")
+WORK_ESCALATION: Final = work_queue_name("escalation")
+
+DOSSIER_INTAKE: Final = Queue(
+    "dossier.intake", bindings=((EVENTS, Event.CONTACT_RECEIVED.pattern()),)
+)
+DOSSIER_EVENTS: Final = Queue(
+    "dossier.events",
+    bindings=tuple(
+        (EVENTS, event.pattern())
+        for event in (
+            Event.CONTACT_ROUTED,
+            Event.CONTACT_SENT,
+            Event.CONTACT_FAILED,
+            Event.CASE_CLAIMED,
+            Event.CASE_TRANSFERRED,
+            Event.CASE_ESCALATED,
+            Event.CASE_CLOSED,
+        )
+    ),
+)
+ROUTER_INTAKE: Final = Queue(
+    "router.intake", bindings=((EVENTS, Event.CONTACT_REGISTERED.pattern()),)
+)
+
+
+def outbound_queue(channel: str) -> Queue:
+    """`outbound.<channel>`: answers the dossier sends out through one channel."""
+    return Queue(f"outbound.{channel}", bindings=((OUTBOUND, channel),))
+
+
+def work_queue(name: str) -> Queue:
+    """A work queue; the router publishes to `kanaal.work` with the queue's name as key."""
+    return Queue(name, bindings=((WORK, name),))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything the suite declares, derived from the channels and the work queues in use."""
+
+    exchanges: tuple[Exchange, ...]
+    queues: tuple[Queue, ...]
+
+    @classmethod
+    def build(cls, outbound_channels: Iterable[str], work_queues: Iterable[str]) -> Topology:
+        primary = [DOSSIER_INTAKE, DOSSIER_EVENTS, ROUTER_INTAKE]
+        primary += [outbound_queue(c) for c in sorted(set(outbound_channels))]
+        names = set(work_queues) | {WORK_CENTRAL, WORK_ESCALATION}
+        primary += [work_queue(n) for n in sorted(names)]
+        return cls(EXCHANGES, tuple(q for p in primary for q in (p, p.dead())))
+
+    def queue(self, name: str) -> Queue:
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        raise KeyError(name)
+
+    def bindings(self) -> Iterator[tuple[Queue, Exchange, str]]:
+        for queue in self.queues:
+            for exchange, key in queue.bindings:
+                yield queue, exchange, key
+
+
+async def declare(channel: aio_pika.abc.AbstractChannel, topology: Topology) -> None:
+    """Declare exchanges, queues and bindings; safe to run again and again."""
+    exchanges = {}
+    for exchange in topology.exchanges:
+        exchanges[exchange.name] = await channel.declare_exchange(
+            exchange.name, aio_pika.ExchangeType(exchange.type.value), durable=True
+        )
+    for queue in topology.queues:
+        declared = await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+        for exchange, key in queue.bindings:
+            await declared.bind(exchanges[exchange.name], routing_key=key)
