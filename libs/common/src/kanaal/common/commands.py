@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kanaal.common import topology as topo
 from kanaal.common.config import ConfigError, load_topology
 from kanaal.common.contract import SCHEMAS
 from kanaal.common.settings import ServiceSettings
-from kanaal.common.topology import Topology, declare
+from kanaal.common.topology import Topology
 
 SCHEMA_DIR = Path("docs/schema")
 
@@ -80,12 +81,12 @@ def show(config_dir: ConfigDir = None) -> None:
 
 
 @topology_app.command("apply")
-def apply(config_dir: ConfigDir = None) -> None:
+def apply_command(config_dir: ConfigDir = None) -> None:
     """Declare the topology on the broker of KANAAL_AMQP_URL (idempotent)."""
     topology = _topology(config_dir)
     url = ServiceSettings().amqp_url.get_secret_value()
     try:
-        asyncio.run(_apply(url, topology))
+        asyncio.run(topo.apply(url, topology))
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
         console.print(
             f"[red]RabbitMQ is not reachable[/red] at {_safe_url(url)} ({type(exc).__name__}). "
@@ -96,12 +97,6 @@ def apply(config_dir: ConfigDir = None) -> None:
         f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
         f"on {_safe_url(url)}"
     )
-
-
-async def _apply(url: str, topology: Topology) -> None:
-    connection = await aio_pika.connect(url, timeout=5)
-    async with connection:
-        await declare(await connection.channel(), topology)
 
 
 def _safe_url(url: str) -> str:

@@ -106,7 +106,12 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared[:-1], structlog.stdlib.ExtraAdder(), mask_personal_data],
+        foreign_pre_chain=[
+            *shared[:-1],
+            structlog.stdlib.ExtraAdder(),
+            _drop_colour_copies,
+            mask_personal_data,
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service),
@@ -120,6 +125,11 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root.setLevel(level)
     for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _drop_colour_copies(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.pop("color_message", None)
+    return event_dict
 
 
 def _add_service(service: str) -> Processor:

@@ -10,6 +10,7 @@ pause until the queue's delivery limit dead-letters it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -60,6 +61,8 @@ def make_broker(settings: ServiceSettings, service: str) -> RabbitBroker:
         graceful_timeout=settings.publish_timeout + 5,
         app_id=f"kanaal-{service}",
         middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"kanaal_{service}")],
+        # FastStream's own records go through the root handler and its masking.
+        logger=logging.getLogger(f"kanaal.{service}.broker"),
     )
 
 

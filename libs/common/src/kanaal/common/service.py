@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -19,8 +19,10 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import SecretStr
 
+from kanaal.common.config import load_topology
 from kanaal.common.logging import configure_logging, get_logger
 from kanaal.common.settings import ServiceSettings
+from kanaal.common.topology import apply
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -43,6 +45,17 @@ def broker_check(broker: RabbitBroker) -> ReadinessCheck:
         return await broker.ping(timeout=2.0)
 
     return check
+
+
+@asynccontextmanager
+async def running_broker(broker: RabbitBroker, settings: ServiceSettings) -> AsyncIterator[None]:
+    """Declare the topology from the config, start consuming, and drain on the way out."""
+    await apply(settings.amqp_url.get_secret_value(), load_topology(settings.config_dir))
+    await broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()
 
 
 def operations_router(

@@ -200,3 +200,10 @@ async def declare(channel: aio_pika.abc.AbstractChannel, topology: Topology) -> 
         declared = await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
         for exchange, key in queue.bindings:
             await declared.bind(exchanges[exchange.name], routing_key=key)
+
+
+async def apply(url: str, topology: Topology) -> None:
+    """Connect to `url` and declare `topology` there."""
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        await declare(await connection.channel(), topology)

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The router: turns registered contacts into work items in the right work queue."""
