@@ -107,3 +107,21 @@ def _safe_url(url: str) -> str:
         user = credentials.split(":", 1)[0]
         return f"{scheme}{sep}{user}:***@{host}"
     return url
+
+
+DEFINITIONS_FILE = Path("deploy/rabbitmq/definitions.json")
+
+
+@topology_app.command("definitions")
+def definitions_command(
+    config_dir: ConfigDir = None,
+    out: Annotated[Path, typer.Option(help="file to write")] = DEFINITIONS_FILE,
+) -> None:
+    """Write the topology as RabbitMQ definitions (deploy/rabbitmq/definitions.json)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(definitions_text(_topology(config_dir)), encoding="utf-8")
+    console.print(f"wrote {out}")
+
+
+def definitions_text(topology: Topology) -> str:
+    return json.dumps(topo.definitions(topology), indent=2) + "\n"

@@ -103,6 +103,30 @@ def service_app(
     return app
 
 
+def broker_service_app(
+    service: str,
+    settings: ServiceSettings,
+    broker: RabbitBroker,
+    *,
+    checks: Mapping[str, ReadinessCheck] | None = None,
+    **fastapi_args: Any,
+) -> FastAPI:
+    """The app of a service whose only lifetime is its broker: topology, consume, drain."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running_broker(broker, settings):
+            yield
+
+    return service_app(
+        service,
+        settings,
+        checks={"broker": broker_check(broker), **(checks or {})},
+        lifespan=lifespan,
+        **fastapi_args,
+    )
+
+
 def run(service: str, app: FastAPI, settings: ServiceSettings, port: int) -> None:
     """Run a service in the foreground until SIGINT/SIGTERM, logging like everything else."""
     configure_logging(service, settings.log_level, settings.log_format)

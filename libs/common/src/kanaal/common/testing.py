@@ -10,10 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -121,3 +127,66 @@ async def amqp_channel(rabbit_vhost: RabbitVhost) -> AsyncIterator[aio_pika.abc.
     connection = await rabbit_vhost.connect()
     async with connection:
         yield await connection.channel(publisher_confirms=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningService:
+    """A service started as its own process, as `kanaal up` starts it, with its log in a file."""
+
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait for a clean exit; kill if it hangs. Returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_service(
+    name: str, module: str, port: int, env: dict[str, str], log_dir: Path, ready_timeout: float = 40
+) -> RunningService:
+    """Start `python -m module` and wait until its /readyz answers 200."""
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    service = RunningService(name, port, log_path, process)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{service.url}/readyz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return service
+        except OSError:
+            pass
+        time.sleep(0.2)
+    service.stop()
+    raise RuntimeError(f"{name} not ready within {ready_timeout}s:\n{service.log()[-3000:]}")

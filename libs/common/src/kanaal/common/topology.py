@@ -189,6 +189,45 @@ class Topology:
                 yield queue, exchange, key
 
 
+def definitions(topology: Topology, vhost: str = "/") -> dict[str, Any]:
+    """The topology in RabbitMQ's definitions format, for operators who import definitions."""
+    return {
+        "exchanges": [
+            {
+                "name": e.name,
+                "vhost": vhost,
+                "type": e.type.value,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for e in topology.exchanges
+        ],
+        "queues": [
+            {
+                "name": q.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": q.arguments,
+            }
+            for q in topology.queues
+        ],
+        "bindings": [
+            {
+                "source": exchange.name,
+                "vhost": vhost,
+                "destination": queue.name,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for queue, exchange, key in topology.bindings()
+        ],
+    }
+
+
 async def declare(channel: aio_pika.abc.AbstractChannel, topology: Topology) -> None:
     """Declare exchanges, queues and bindings; safe to run again and again."""
     exchanges = {}

@@ -1,1 +1,5 @@
-"""placeholder"""
+"""The Telephone adapter (CTI webhooks, IVR, callbacks).
+
+Walking skeleton: the service runs, declares the topology and answers /healthz,
+/readyz and /metrics; its channel logic is still to be built (see the README).
+"""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -14,7 +12,7 @@ from pydantic import Field
 from kanaal.common.config import ROUTING_FILE
 from kanaal.common.contract import RegisteredContact, WorkItem
 from kanaal.common.messaging import Publisher, consume, make_broker
-from kanaal.common.service import broker_check, running_broker, service_app
+from kanaal.common.service import broker_service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import EVENTS, ROUTER_INTAKE, WORK, Event
 from kanaal.router.rules import RoutingRules
@@ -67,11 +65,4 @@ def create_app(settings: RouterSettings) -> FastAPI:
             retry_delay=settings.retry_delay,
         )
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running_broker(broker, settings):
-            yield
-
-    return service_app(
-        "router", settings, checks={"broker": broker_check(broker)}, lifespan=lifespan
-    )
+    return broker_service_app("router", settings, broker)

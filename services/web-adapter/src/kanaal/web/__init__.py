@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The web adapter: the JSON API through which a website sends contacts."""

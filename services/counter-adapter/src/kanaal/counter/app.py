@@ -1,0 +1,18 @@
+"""The counter adapter's shell: for now only its broker connection and operations endpoints."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from kanaal.common.messaging import make_broker
+from kanaal.common.service import broker_service_app
+from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
+
+
+class CounterSettings(ServiceSettings):
+    counter_port: int = Field(SERVICE_PORTS["counter"], description="counter adapter HTTP port")
+
+
+def create_app(settings: CounterSettings) -> FastAPI:
+    return broker_service_app("counter", settings, make_broker(settings, "counter"))
