@@ -1,0 +1,53 @@
+"""What operators read and import stays true to the code: definitions, compose file, README."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import yaml
+
+from kanaal.common.commands import definitions_text
+from kanaal.common.config import load_topology
+from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = {ep.name: ep.value for ep in entry_points(group="kanaal.services")}
+
+
+def settings_classes() -> list[type[ServiceSettings]]:
+    for module in SERVICES.values():
+        importlib.import_module(f"{module}.app")
+    return [ServiceSettings, *ServiceSettings.__subclasses__()]
+
+
+def test_every_service_package_is_installed_and_has_a_port() -> None:
+    assert set(SERVICES) == {"web", "phone", "counter", "dossier", "email", "router"}
+    assert set(SERVICES) <= set(SERVICE_PORTS)
+
+
+def test_the_committed_rabbitmq_definitions_match_the_topology() -> None:
+    committed = (REPO / "deploy/rabbitmq/definitions.json").read_text(encoding="utf-8")
+    expected = definitions_text(load_topology(REPO / "deploy/config"))
+    assert committed == expected, "run `uv run kanaal topology definitions` and commit the file"
+
+
+def test_the_compose_file_runs_every_service_on_its_port() -> None:
+    compose = yaml.safe_load((REPO / "deploy/compose.yaml").read_text(encoding="utf-8"))
+    for name, module in SERVICES.items():
+        service = compose["services"][name]
+        assert service["command"] == ["python", "-m", module]
+        port = SERVICE_PORTS[name]
+        assert f"{port}:{port}" in service["ports"]
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"KANAAL_{field.upper()}"
+        for cls in settings_classes()
+        for field in cls.model_fields
+        if f"`KANAAL_{field.upper()}`" not in readme
+    ]
+    assert not missing, f"README.md's settings table lacks {missing}"
