@@ -74,7 +74,8 @@ def test_up_runs_services_with_prefixed_logs_and_ctrl_c_stops_them(
         if process.poll() is None:
             process.kill()
     output = log.read_text()
-    assert "router" in output and "counter" in output
+    assert "router" in output
+    assert "counter" in output
     assert any(line.startswith("router ") and "|" in line for line in output.splitlines())
     assert "all services stopped" in output
     assert not _ready(router_port)
