@@ -54,10 +54,11 @@ class Suite:
     def services(self) -> tuple[RunningService, ...]:
         return (self.web, self.dossier, self.router)
 
-    def dossier_get(self, path: str) -> httpx.Response:
-        return httpx.get(
-            f"{self.dossier.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
-        )
+    async def dossier_get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await client.get(
+                f"{self.dossier.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -96,18 +97,19 @@ def suite(
             service.stop()
 
 
-def post(suite: Suite, body: dict[str, object], **headers: str) -> httpx.Response:
-    return httpx.post(f"{suite.web.url}/api/v1/messages", json=body, headers=headers, timeout=10)
+async def post(suite: Suite, body: dict[str, object], **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(f"{suite.web.url}/api/v1/messages", json=body, headers=headers)
 
 
 async def test_a_web_message_becomes_one_stored_contact_and_one_work_item(suite: Suite) -> None:
-    first = post(suite, CITIZEN)
+    first = await post(suite, CITIZEN)
     assert first.status_code == 202, first.text
     accepted = first.json()
     contact_id = accepted["contact_id"]
 
     # The citizen sends the same form again (a double click, a retry).
-    again = post(suite, CITIZEN)
+    again = await post(suite, CITIZEN)
     assert again.status_code == 202
     assert again.json()["contact_id"] == contact_id
 
@@ -118,14 +120,15 @@ async def test_a_web_message_becomes_one_stored_contact_and_one_work_item(suite:
     assert items[0].message_id == contact_id
     assert items[0].delivery_mode == aio_pika.DeliveryMode.PERSISTENT
 
-    stored = suite.dossier_get(f"/api/v1/contacts/{contact_id}")
+    stored = await suite.dossier_get(f"/api/v1/contacts/{contact_id}")
     assert stored.status_code == 200, stored.text
     case_ref = stored.json()["case_ref"]
     assert case_ref == item.case_ref
-    case = suite.dossier_get(f"/api/v1/cases/{case_ref}").json()
+    case = (await suite.dossier_get(f"/api/v1/cases/{case_ref}")).json()
     assert [c["id"] for c in case["contacts"]] == [contact_id]
 
-    status = httpx.get(f"{suite.web.url}{accepted['status_url']}", timeout=5).json()
+    async with httpx.AsyncClient(timeout=5) as client:
+        status = (await client.get(f"{suite.web.url}{accepted['status_url']}")).json()
     assert status == {"contact_id": contact_id, "status": "registered", "case_ref": case_ref}
 
     for service in suite.services:
@@ -155,27 +158,31 @@ async def test_an_invalid_intake_message_is_dead_lettered_and_intake_keeps_going
     dead = await suite.vhost.get(DOSSIER_INTAKE.dead_letter_key, timeout=15)
     assert dead.message_id == "not-a-contact"
     reason = str(dead.headers[DEAD_REASON_HEADER])
-    assert "id" in reason and "entry_point" in reason
+    assert "id" in reason
+    assert "entry_point" in reason
 
-    accepted = post(suite, {**CITIZEN, "subject": "afval", "text": "De container is niet geleegd"})
+    accepted = await post(
+        suite, {**CITIZEN, "subject": "afval", "text": "De container is niet geleegd"}
+    )
     assert accepted.status_code == 202
     items = await suite.vhost.wait_for("work.subject.afval", 1, timeout=15)
-    assert str(WorkItem.model_validate_json(items[0].body).contact_id) == (
-        accepted.json()["contact_id"]
+    assert (
+        str(WorkItem.model_validate_json(items[0].body).contact_id)
+        == (accepted.json()["contact_id"])
     )
 
 
 async def test_a_subject_without_its_own_queue_goes_to_the_central_queue(suite: Suite) -> None:
-    accepted = post(suite, {**CITIZEN, "subject": "vergunningen", "text": "Een dakkapel?"})
+    accepted = await post(suite, {**CITIZEN, "subject": "vergunningen", "text": "Een dakkapel?"})
     assert accepted.status_code == 202
     items = await suite.vhost.wait_for("work.central", 1, timeout=15)
     assert WorkItem.model_validate_json(items[0].body).rule == "default"
 
 
-def test_an_invalid_form_gets_a_422_naming_the_field(suite: Suite) -> None:
-    response = post(suite, {**CITIZEN, "phone": "14 020"})
+async def test_an_invalid_form_gets_a_422_naming_the_field(suite: Suite) -> None:
+    response = await post(suite, {**CITIZEN, "phone": "14 020"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "phone"]
-    unknown = post(suite, {**CITIZEN, "subject": "ufo"})
+    unknown = await post(suite, {**CITIZEN, "subject": "ufo"})
     assert unknown.status_code == 422
     assert unknown.json()["detail"][0]["loc"] == ["body", "subject"]
