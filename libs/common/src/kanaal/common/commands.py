@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import aio_pika
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kanaal.common import topology as topo
@@ -56,7 +58,7 @@ def _topology(config_dir: Path | None) -> Topology:
     try:
         return load_topology(config_dir or settings.config_dir)
     except ConfigError as exc:
-        console.print(f"[red]configuration error[/red] {exc}")
+        console.print(f"[red]configuration error[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -74,10 +76,12 @@ def show(config_dir: ConfigDir = None) -> None:
             queue.queue_type.value,
             str(queue.delivery_limit or "-"),
             queue.dead_letter_key if queue.dead_letter else "-",
-            "\n".join(f"{ex.name} [{key}]" for ex, key in queue.bindings),
+            "\n".join(escape(f"{ex.name} [{key}]") for ex, key in queue.bindings),
         )
-    console.print(exchanges)
-    console.print(queues)
+    # A pipe or a CI log has no width: never crop a queue name to "work.subject.p…" there.
+    out = console if console.is_terminal else Console(width=200)
+    out.print(exchanges)
+    out.print(queues)
 
 
 @topology_app.command("apply")
@@ -85,14 +89,36 @@ def apply_command(config_dir: ConfigDir = None) -> None:
     """Declare the topology on the broker of KANAAL_AMQP_URL (idempotent)."""
     topology = _topology(config_dir)
     url = ServiceSettings().amqp_url.get_secret_value()
+    # aiormq logs a failed connect itself, with the raw exception; say it once, plainly.
+    aiormq_log = logging.getLogger("aiormq.connection")
+    previous_level = aiormq_log.level
+    aiormq_log.setLevel(logging.CRITICAL)
     try:
         asyncio.run(topo.apply(url, topology))
+    except aio_pika.exceptions.ProbableAuthenticationError as exc:
+        console.print(
+            f"[red]RabbitMQ refused the login[/red] at {_safe_url(url)}: "
+            "check the user and password in KANAAL_AMQP_URL.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from exc
+    except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+        console.print(
+            f"[red]RabbitMQ refused a declaration[/red]: {escape(str(exc))}. An existing queue "
+            "has other arguments than the configuration asks for; see the README on changing "
+            "a queue's arguments.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from exc
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
         console.print(
             f"[red]RabbitMQ is not reachable[/red] at {_safe_url(url)} ({type(exc).__name__}). "
-            "Start one (e.g. `rabbitmq-server -detached`) or set KANAAL_AMQP_URL."
+            "Start one (e.g. `rabbitmq-server -detached`) or set KANAAL_AMQP_URL.",
+            soft_wrap=True,
         )
         raise typer.Exit(1) from exc
+    finally:
+        aiormq_log.setLevel(previous_level)
     console.print(
         f"declared {len(topology.exchanges)} exchanges and {len(topology.queues)} queues "
         f"on {_safe_url(url)}"

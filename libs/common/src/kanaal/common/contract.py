@@ -191,8 +191,11 @@ class ContactMessage(Contract):
         """Build a contact, deriving its id from channel, entry point and source ref."""
         fields.setdefault("received_at", datetime.now(UTC))
         fields.setdefault("occurred_at", fields["received_at"])
+        # Ref strips surrounding whitespace, so the id must be derived from the stripped values.
         fields["id"] = contact_id(
-            str(fields["channel"]), str(fields["entry_point"]), str(fields["source_ref"])
+            str(fields["channel"]),
+            str(fields["entry_point"]).strip(),
+            str(fields["source_ref"]).strip(),
         )
         return cls.model_validate(fields)
 

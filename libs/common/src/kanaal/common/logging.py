@@ -39,8 +39,10 @@ PERSONAL_KEYS: Final = frozenset(
 )
 
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-# A phone number: + or 0 followed by 8 to 14 digits with the usual separators.
-_PHONE = re.compile(r"(?<![\w-])(?:\+|00|0)\d(?:[\s().-]?\d){7,13}(?![\w-])")
+# A phone number: + or 0 followed by 8 to 14 digits with the usual separators, also the
+# bracketed forms "(020) 123 4567" and "+31 (0)20 123 4567" (up to two separators in a row).
+# Not after "<digit>:", so the seconds of a timestamp ("09:30:05.123456-05:00") stay readable.
+_PHONE = re.compile(r"(?<![\w-])(?<!\d:)(?:\+|00|\(?0)\d(?:[\s().-]{0,2}\d){7,13}(?![\w-])")
 _NINE_DIGITS = re.compile(r"(?<![\w-])\d{9}(?![\w-])")
 
 

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import structlog
+from faststream import AckPolicy, StreamMessage
 from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage as Delivery
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import REGISTRY, Counter
@@ -137,6 +139,16 @@ class Publisher:
         )
 
 
+async def raw_body(message: StreamMessage[Any]) -> bytes:
+    """A subscriber `decoder=` that leaves the body undecoded for :func:`consume` to validate.
+
+    FastStream otherwise parses an `application/json` body before the handler runs; a body
+    that is not JSON then fails outside the handler and, under `AckPolicy.MANUAL`, stays
+    unacked for ever instead of reaching `dead.<queue>`.
+    """
+    return message.body
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """A reason an operator can act on, without echoing the (personal) input."""
     parts = [
@@ -155,7 +167,9 @@ async def consume(
     publisher: Publisher,
     retry_delay: float,
 ) -> None:
-    """Run one delivery through validate → effect → ack (use with `AckPolicy.MANUAL`).
+    """Run one delivery through validate → effect → ack.
+
+    Subscribe with `ack_policy=AckPolicy.MANUAL` and `decoder=raw_body`.
 
     Invalid bodies can never succeed: they go to `dead.<queue>` with the reason and
     are acked, so the consumer keeps going. A failing effect may succeed later (the
@@ -169,21 +183,53 @@ async def consume(
         except ValidationError as exc:
             reason = describe_validation_error(exc)
             await publisher.dead_letter(message, queue, reason)
-            await message.ack()
             DEAD_LETTERED.labels(queue.name).inc()
             log.warning("message dead-lettered", reason=reason)
-            return
-        try:
+        else:
             await effect(item)
-        except asyncio.CancelledError:
-            await message.nack(requeue=True)
-            raise
-        except Exception:
-            log.exception("effect failed; handing the delivery back for a retry")
-            RETRIED.labels(queue.name).inc()
-            await asyncio.sleep(retry_delay)
-            await message.nack(requeue=True)
-            return
+    except asyncio.CancelledError:
+        await message.nack(requeue=True)
+        raise
+    except Exception:
+        # The effect, or keeping a refused message, failed: neither may lose the delivery.
+        log.exception("handling failed; handing the delivery back for a retry")
+        RETRIED.labels(queue.name).inc()
+        await asyncio.sleep(retry_delay)
+        await message.nack(requeue=True)
+    else:
         await message.ack()
     finally:
         structlog.contextvars.unbind_contextvars("message_id", "queue")
+
+
+def subscribe(
+    broker: RabbitBroker,
+    queue: Queue,
+    *,
+    model: type[M],
+    effect: Callable[[M], Awaitable[None]],
+    publisher: Publisher,
+    retry_delay: float,
+    description: str,
+) -> None:
+    """Consume `queue` with :func:`consume`: manual acks, raw body, dead-letter with reason."""
+    exchange = queue.bindings[0][0].rabbit() if queue.bindings else None
+
+    async def handle(message: Delivery) -> None:
+        await consume(
+            message,
+            queue=queue,
+            model=model,
+            effect=effect,
+            publisher=publisher,
+            retry_delay=retry_delay,
+        )
+
+    broker.subscriber(
+        queue.rabbit(),
+        exchange,
+        ack_policy=AckPolicy.MANUAL,
+        decoder=raw_body,
+        title=f"{queue.name}:consume",
+        description=description,
+    )(handle)

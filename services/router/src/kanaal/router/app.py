@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
-from faststream import AckPolicy
-from faststream.rabbit.annotations import RabbitMessage
 from pydantic import Field
 
 from kanaal.common.config import ROUTING_FILE
 from kanaal.common.contract import RegisteredContact, WorkItem
-from kanaal.common.messaging import Publisher, consume, make_broker
+from kanaal.common.messaging import Publisher, make_broker, subscribe
 from kanaal.common.service import broker_service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
-from kanaal.common.topology import EVENTS, ROUTER_INTAKE, WORK, Event
+from kanaal.common.topology import ROUTER_INTAKE, WORK, Event
 from kanaal.router.rules import RoutingRules
 
 
@@ -53,16 +51,13 @@ def create_app(settings: RouterSettings) -> FastAPI:
             Event.CONTACT_ROUTED, item, message_id=contact.id, channel=contact.channel
         )
 
-    @broker.subscriber(ROUTER_INTAKE.rabbit(), EVENTS.rabbit(), ack_policy=AckPolicy.MANUAL)
-    async def intake(message: RabbitMessage) -> None:
-        """Registered contacts, one work item each."""
-        await consume(
-            message,
-            queue=ROUTER_INTAKE,
-            model=RegisteredContact,
-            effect=route,
-            publisher=publisher,
-            retry_delay=settings.retry_delay,
-        )
-
+    subscribe(
+        broker,
+        ROUTER_INTAKE,
+        model=RegisteredContact,
+        effect=route,
+        publisher=publisher,
+        retry_delay=settings.retry_delay,
+        description="Registered contacts; each becomes one work item and a contact.routed event.",
+    )
     return broker_service_app("router", settings, broker)

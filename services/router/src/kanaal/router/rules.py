@@ -48,8 +48,10 @@ class RoutingRules:
 
     def decide(self, registered: RegisteredContact) -> Decision:
         contact = registered.contact
-        if registered.case_queue and not registered.case_is_new:
-            return Decision(registered.case_queue, "sticky", contact.priority)
+        # Sticky only to a queue that still exists: an owning queue removed from
+        # routing.yaml would make the work item unroutable.
+        if registered.case_queue in self.queues and not registered.case_is_new:
+            return Decision(str(registered.case_queue), "sticky", contact.priority)
         if self.config.strategy == "subject" and contact.subject:
             queue = work_queue_name(WorkKind.SUBJECT, contact.subject)
             if queue in self.queues:
