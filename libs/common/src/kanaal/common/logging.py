@@ -125,7 +125,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
+    # Drivers that log statements with their parameters (personal data) stay quiet.
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

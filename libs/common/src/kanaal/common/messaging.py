@@ -176,7 +176,10 @@ async def consume(
     database is restarting): the delivery is handed back after `retry_delay`, and
     the queue's `x-delivery-limit` dead-letters it if it keeps failing.
     """
-    structlog.contextvars.bind_contextvars(message_id=message.message_id, queue=queue.name)
+    # FastStream invents a message id when a message has none: log the real one.
+    structlog.contextvars.bind_contextvars(
+        message_id=message.raw_message.message_id, queue=queue.name
+    )
     try:
         try:
             item = model.model_validate_json(message.body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -131,6 +132,10 @@ def run(service: str, app: FastAPI, settings: ServiceSettings, port: int) -> Non
     """Run a service in the foreground until SIGINT/SIGTERM, logging like everything else."""
     configure_logging(service, settings.log_level, settings.log_format)
     log.info("starting", host=settings.host, port=port)
+    # uvicorn re-raises the signal that stopped it once it has shut down cleanly; with
+    # these handlers in place that re-raise is a no-op and a clean stop exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         app,
         host=settings.host,

@@ -1,0 +1,12 @@
+"""The dossier's notion of now: timezone-aware UTC, replaceable in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,53 @@
+"""Fixtures for the dossier's tests: a migrated store on SQLite and on PostgreSQL, and contacts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kanaal.common.contract import ContactMessage
+from kanaal.dossier.database import create_engine, upgrade
+from kanaal.dossier.store import DossierStore
+
+_refs = count(1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/var/dossier.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[DossierStore]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield DossierStore(engine)
+    await engine.dispose()
+
+
+ContactFactory = Callable[..., ContactMessage]
+
+
+@pytest.fixture
+def make_contact() -> ContactFactory:
+    """A valid contact; every call is a new source item unless `source_ref` is given."""
+
+    def make(**fields: Any) -> ContactMessage:
+        fields.setdefault("channel", "web")
+        fields.setdefault("entry_point", "form-contact")
+        fields.setdefault("source_ref", f"submission-{next(_refs)}")
+        fields.setdefault("received_at", datetime.now(UTC))
+        fields.setdefault("subject", "parkeren")
+        fields.setdefault("text", "Mijn parkeervergunning is verlopen.")
+        return ContactMessage.new(**fields)
+
+    return make
