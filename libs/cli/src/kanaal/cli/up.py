@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kanaal.common.settings import SERVICE_PORTS
 
@@ -62,7 +63,9 @@ async def _pump(service: ServiceProcess, stream: asyncio.StreamReader) -> None:
     width = max(len(s) for s in SERVICE_PORTS) + 1
     while line := await stream.readline():
         text = line.decode(errors="replace").rstrip()
-        console.print(f"[{service.colour}]{service.name:<{width}}|[/] {text}", markup=True)
+        console.print(
+            f"[{service.colour}]{service.name:<{width}}|[/] {escape(text)}", soft_wrap=True
+        )
 
 
 async def _supervise(service: ServiceProcess, env: dict[str, str], stop: asyncio.Event) -> None:
@@ -136,4 +139,6 @@ def up(
     if env_file is not None:
         env.update(read_env_file(env_file))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # One terminal for people: readable lines unless JSON is asked for explicitly.
+    env.setdefault("KANAAL_LOG_FORMAT", "console")
     asyncio.run(_run_all(services, env))
