@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 SOURCES := libs/common/src libs/cli/src $(wildcard services/*/src)
 
-.PHONY: run test lint typecheck pytest sync uv dev-env topology schema
+.PHONY: run test lint typecheck packages pytest sync uv dev-env topology schema
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; \
@@ -40,4 +40,16 @@ typecheck: sync
 pytest: sync
 	$(UV) run pytest
 
-test: lint typecheck pytest
+# Each member alone, with only what its own pyproject.toml declares: catches an import
+# that works in the shared workspace venv only because another member brings it.
+MEMBERS := $(wildcard libs/* services/*)
+packages: sync
+	@for dir in $(MEMBERS); do \
+		name=$$(sed -n 's/^name = "\(.*\)"/\1/p' $$dir/pyproject.toml | head -1); \
+		module=kanaal.$$(ls $$dir/src/kanaal); \
+		$(UV) run --quiet --isolated --no-dev --package $$name python -c "import importlib, pkgutil, $$module as m; [importlib.import_module(i.name) for i in pkgutil.walk_packages(m.__path__, m.__name__ + '.') if not i.name.endswith(('.testing', '.migrations')) and '.migrations.' not in i.name]" \
+			|| { echo "$$name does not import alone: declare its dependencies"; exit 1; }; \
+		echo "$$name imports alone"; \
+	done
+
+test: lint typecheck packages pytest
