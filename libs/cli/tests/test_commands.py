@@ -55,13 +55,19 @@ def test_topology_show_with_a_bad_config_names_file_key_and_problem(
     assert "Traceback" not in result.output
 
 
-def test_schema_writes_the_three_contract_schemas(runner: CliRunner, tmp_path: Path) -> None:
+def test_schema_writes_every_contract_schema(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "schemas"
     result = runner.invoke(build_app(), ["schema", "--out", str(out)])
     assert result.exit_code == 0, result.output
     written = {path.name: path.read_text(encoding="utf-8") for path in out.iterdir()}
     assert written == schema_files()
-    assert set(written) == {"contact.v1.json", "contact-registered.v1.json", "work-item.v1.json"}
+    assert set(written) == {
+        "contact.v1.json",
+        "contact-registered.v1.json",
+        "work-item.v1.json",
+        "delivery-report.v1.json",
+        "rejected-input.v1.json",
+    }
 
 
 def test_topology_apply_without_a_broker_says_so_in_one_line_and_exits_1(

@@ -42,10 +42,21 @@ def topology() -> Topology:
     return Topology.build(["web", "email", "web"], ["work.subject.parkeren", "work.central"])
 
 
-def test_every_queue_has_a_dead_letter_partner_and_nothing_else(topology: Topology) -> None:
+def test_every_queue_has_a_dead_letter_partner_and_each_channel_a_rejected_queue(
+    topology: Topology,
+) -> None:
     names = [queue.name for queue in topology.queues]
-    assert sorted(names) == sorted(PRIMARY + [f"dead.{name}" for name in PRIMARY])
+    rejected = ["dead.intake.email", "dead.intake.web"]
+    assert sorted(names) == sorted(PRIMARY + [f"dead.{name}" for name in PRIMARY] + rejected)
     assert len(names) == len(set(names))
+
+
+def test_inbound_only_channels_get_a_rejected_queue_but_no_outbound_queue() -> None:
+    topology = Topology.build(["email"], [], ["phone", "email"])
+    names = {queue.name for queue in topology.queues}
+    assert {"dead.intake.phone", "dead.intake.email", "outbound.email"} <= names
+    assert "outbound.phone" not in names
+    assert topology.queue("dead.intake.phone").bindings == ((DEAD, "dead.intake.phone"),)
 
 
 @pytest.mark.parametrize("name", PRIMARY)

@@ -103,4 +103,6 @@ def load_topology(config_dir: Path) -> Topology:
     """The whole topology for this deployment, from channels.yaml and routing.yaml."""
     channels = load_section(config_dir / CHANNELS_FILE, ChannelsConfig)
     routing = load_section(config_dir / ROUTING_FILE, WorkQueuesConfig)
-    return Topology.build(channels.outbound_channels, [*routing.queues, routing.default])
+    return Topology.build(
+        channels.outbound_channels, [*routing.queues, routing.default], channels.channels
+    )

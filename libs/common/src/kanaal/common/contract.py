@@ -240,9 +240,59 @@ class WorkItem(Contract):
     routed_at: UtcDatetime
 
 
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryReport(Contract):
+    """What an adapter publishes after handling an outbound contact:
+    `contact.sent.<channel>` or `contact.failed.<channel>`.
+
+    The outbound contact itself is a `ContactMessage` with `direction = outbound`,
+    published by the dossier to `kanaal.outbound` with the channel as routing key.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    contact_id: uuid.UUID = Field(description="the outbound contact's id")
+    channel: ChannelSlug
+    case_ref: CaseRef | None = None
+    status: DeliveryStatus
+    channel_ref: Ref | None = Field(
+        None, description="the channel's id of what was sent (Message-ID, SMS id, ...)"
+    )
+    reason: Annotated[str, StringConstraints(max_length=2_000)] | None = Field(
+        None, description="why it failed, for people; no personal data"
+    )
+    reported_at: UtcDatetime
+
+
+class RejectedInput(Contract):
+    """What an adapter could not turn into a contact, on `dead.intake.<channel>`.
+
+    The input itself stays where the adapter keeps it (an error folder, a 4xx answer);
+    this record says where and why, so nothing is dropped silently.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    channel: ChannelSlug
+    entry_point: Ref
+    source_ref: Ref | None = Field(None, description="the item's id in its channel, if known")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    kept_at: Annotated[str, StringConstraints(max_length=2_000)] | None = Field(
+        None, description="where the input is kept (e.g. the mailbox's error folder and UID)"
+    )
+    channel_data: dict[Key, ChannelDataValue] = Field(
+        default_factory=dict, max_length=MAX_CHANNEL_DATA_KEYS
+    )
+    rejected_at: UtcDatetime
+
+
 #: Every model that travels on the bus, by the name of its JSON Schema file.
 SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "contact.v1": ContactMessage,
     "contact-registered.v1": RegisteredContact,
     "work-item.v1": WorkItem,
+    "delivery-report.v1": DeliveryReport,
+    "rejected-input.v1": RejectedInput,
 }

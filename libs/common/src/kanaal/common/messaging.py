@@ -149,6 +149,10 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+class Refused(Exception):
+    """Raised by an effect for a message that can never succeed: it is dead-lettered at once."""
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """A reason an operator can act on, without echoing the (personal) input."""
     parts = [
@@ -172,7 +176,8 @@ async def consume(
     Subscribe with `ack_policy=AckPolicy.MANUAL` and `decoder=raw_body`.
 
     Invalid bodies can never succeed: they go to `dead.<queue>` with the reason and
-    are acked, so the consumer keeps going. A failing effect may succeed later (the
+    are acked, so the consumer keeps going; so does a message whose effect raises
+    :class:`Refused`. A failing effect may succeed later (the
     database is restarting): the delivery is handed back after `retry_delay`, and
     the queue's `x-delivery-limit` dead-letters it if it keeps failing.
     """
@@ -184,12 +189,12 @@ async def consume(
         try:
             item = model.model_validate_json(message.body)
         except ValidationError as exc:
-            reason = describe_validation_error(exc)
-            await publisher.dead_letter(message, queue, reason)
-            DEAD_LETTERED.labels(queue.name).inc()
-            log.warning("message dead-lettered", reason=reason)
+            await _refuse(message, queue, describe_validation_error(exc), publisher)
         else:
-            await effect(item)
+            try:
+                await effect(item)
+            except Refused as exc:
+                await _refuse(message, queue, str(exc), publisher)
     except asyncio.CancelledError:
         await message.nack(requeue=True)
         raise
@@ -203,6 +208,12 @@ async def consume(
         await message.ack()
     finally:
         structlog.contextvars.unbind_contextvars("message_id", "queue")
+
+
+async def _refuse(message: RabbitMessage, queue: Queue, reason: str, publisher: Publisher) -> None:
+    await publisher.dead_letter(message, queue, reason)
+    DEAD_LETTERED.labels(queue.name).inc()
+    log.warning("message dead-lettered", reason=reason)
 
 
 def subscribe(

@@ -110,20 +110,29 @@ def broker_service_app(
     broker: RabbitBroker,
     *,
     checks: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Lifespan | None = None,
     **fastapi_args: Any,
 ) -> FastAPI:
-    """The app of a service whose only lifetime is its broker: topology, consume, drain."""
+    """A service around its broker: topology, consume, drain on the way out.
+
+    `lifespan`, when given, runs inside the broker's lifetime (a mailbox poller, a
+    database): it starts after the broker and stops before it.
+    """
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def broker_lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_broker(broker, settings):
-            yield
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
 
     return service_app(
         service,
         settings,
         checks={"broker": broker_check(broker), **(checks or {})},
-        lifespan=lifespan,
+        lifespan=broker_lifespan,
         **fastapi_args,
     )
 

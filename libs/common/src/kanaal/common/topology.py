@@ -57,6 +57,8 @@ class Event(StrEnum):
     CASE_ESCALATED = "case.escalated"
     CASE_CLOSED = "case.closed"
     WORK_ITEM = "work.item"
+    #: The `type` of an outbound contact on `kanaal.outbound` (routing key: the channel).
+    CONTACT_OUTBOUND = "contact.outbound"
 
     def key(self, channel: str | None = None) -> str:
         """The routing key on `kanaal.events`: contact events carry the channel."""
@@ -157,6 +159,12 @@ def outbound_queue(channel: str) -> Queue:
     return Queue(f"outbound.{channel}", bindings=((OUTBOUND, channel),))
 
 
+def rejected_queue(channel: str) -> Queue:
+    """`dead.intake.<channel>`: what the channel's adapter could not take in, with why."""
+    key = f"dead.intake.{channel}"
+    return Queue(key, delivery_limit=None, dead_letter=False, bindings=((DEAD, key),))
+
+
 def work_queue(name: str) -> Queue:
     """A work queue; the router publishes to `kanaal.work` with the queue's name as key."""
     return Queue(name, bindings=((WORK, name),))
@@ -170,12 +178,18 @@ class Topology:
     queues: tuple[Queue, ...]
 
     @classmethod
-    def build(cls, outbound_channels: Iterable[str], work_queues: Iterable[str]) -> Topology:
+    def build(
+        cls,
+        outbound_channels: Iterable[str],
+        work_queues: Iterable[str],
+        channels: Iterable[str] = (),
+    ) -> Topology:
         primary = [DOSSIER_INTAKE, DOSSIER_EVENTS, ROUTER_INTAKE]
         primary += [outbound_queue(c) for c in sorted(set(outbound_channels))]
         names = set(work_queues) | {WORK_CENTRAL, WORK_ESCALATION}
         primary += [work_queue(n) for n in sorted(names)]
-        return cls(EXCHANGES, tuple(q for p in primary for q in (p, p.dead())))
+        rejected = [rejected_queue(c) for c in sorted(set(channels) | set(outbound_channels))]
+        return cls(EXCHANGES, (*(q for p in primary for q in (p, p.dead())), *rejected))
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:

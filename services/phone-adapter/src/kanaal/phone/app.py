@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import Field
 
-from kanaal.common.messaging import make_broker
-from kanaal.common.service import broker_service_app
+from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 
 
@@ -15,4 +14,4 @@ class PhoneSettings(ServiceSettings):
 
 
 def create_app(settings: PhoneSettings) -> FastAPI:
-    return broker_service_app("phone", settings, make_broker(settings, "phone"))
+    return ChannelAdapter("phone", settings).app()

@@ -12,12 +12,10 @@ from fastapi import FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, HttpUrl, SecretStr
 
+from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, load_section
 from kanaal.common.logging import get_logger
-from kanaal.common.messaging import Publisher, make_broker
-from kanaal.common.service import broker_service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
-from kanaal.common.topology import Event
 from kanaal.web.submission import UnknownSubject, WebChannelConfig, WebMessage, to_contact
 
 log = get_logger(__name__)
@@ -49,9 +47,8 @@ class Status(BaseModel):
 
 def create_app(settings: WebSettings) -> FastAPI:
     channel = load_section(settings.config_dir / CHANNELS_FILE, WebChannelConfig, "channels", "web")
-    broker = make_broker(settings, "web")
-    publisher = Publisher(broker, settings.publish_timeout)
-    app = broker_service_app("web", settings, broker)
+    adapter = ChannelAdapter("web", settings)
+    app = adapter.app()
     dossier_headers = (
         {"Authorization": f"Bearer {settings.dossier_api_token.get_secret_value()}"}
         if settings.dossier_api_token
@@ -112,9 +109,7 @@ def create_app(settings: WebSettings) -> FastAPI:
                 [{"loc": ["body", "subject"], "msg": str(exc), "type": "value_error"}],
             ) from exc
         try:
-            await publisher.event(
-                Event.CONTACT_RECEIVED, contact, message_id=contact.id, channel=contact.channel
-            )
+            await adapter.receive(contact)
         except Exception as exc:
             log.exception("publishing failed", contact_id=str(contact.id))
             raise HTTPException(
@@ -122,7 +117,6 @@ def create_app(settings: WebSettings) -> FastAPI:
                 "the message could not be accepted right now; please try again shortly",
                 headers={"Retry-After": "30"},
             ) from exc
-        log.info("contact published", contact_id=str(contact.id), subject=contact.subject)
         return Accepted(
             contact_id=contact.id,
             case_ref=await wait_for_case_ref(contact.id),
