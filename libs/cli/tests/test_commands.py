@@ -67,6 +67,7 @@ def test_schema_writes_every_contract_schema(runner: CliRunner, tmp_path: Path) 
         "work-item.v1.json",
         "delivery-report.v1.json",
         "rejected-input.v1.json",
+        "case-event.v1.json",
     }
 
 

@@ -267,6 +267,36 @@ class DeliveryReport(Contract):
     reported_at: UtcDatetime
 
 
+class CaseEventKind(StrEnum):
+    """What happened to a case; also the event's AMQP `type` and routing key."""
+
+    CLAIMED = "case.claimed"
+    TRANSFERRED = "case.transferred"
+    ESCALATED = "case.escalated"
+    CLOSED = "case.closed"
+
+
+class CaseEvent(Contract):
+    """`case.claimed|transferred|escalated|closed` on `kanaal.events`.
+
+    The dossier publishes claims, transfers and closes (it decides them atomically);
+    the router publishes escalations when an SLA passes unclaimed.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: CaseEventKind
+    case_ref: CaseRef
+    contact_id: uuid.UUID | None = Field(None, description="the work item's contact, if one")
+    queue: str | None = Field(None, description="the work queue the case belongs to after this")
+    from_queue: str | None = Field(None, description="the work queue before a move")
+    agent: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="the agent's id (claimed, closed)"
+    )
+    reason: Annotated[str, StringConstraints(max_length=2_000)] | None = None
+    outcome: Key | None = Field(None, description="how a closed case ended")
+    at: UtcDatetime
+
+
 class RejectedInput(Contract):
     """What an adapter could not turn into a contact, on `dead.intake.<channel>`.
 
@@ -295,4 +325,5 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "work-item.v1": WorkItem,
     "delivery-report.v1": DeliveryReport,
     "rejected-input.v1": RejectedInput,
+    "case-event.v1": CaseEvent,
 }
