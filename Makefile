@@ -47,7 +47,7 @@ packages: sync
 	@for dir in $(MEMBERS); do \
 		name=$$(sed -n 's/^name = "\(.*\)"/\1/p' $$dir/pyproject.toml | head -1); \
 		module=kanaal.$$(ls $$dir/src/kanaal); \
-		$(UV) run --quiet --isolated --no-dev --package $$name python -c "import importlib, pkgutil, $$module as m; [importlib.import_module(i.name) for i in pkgutil.walk_packages(m.__path__, m.__name__ + '.') if not i.name.endswith(('.testing', '.migrations')) and '.migrations.' not in i.name]" \
+		$(UV) run --quiet --isolated --no-dev --package $$name python -c "import importlib, pkgutil, $$module as m; [importlib.import_module(i.name) for i in pkgutil.walk_packages(m.__path__, m.__name__ + '.') if not i.name.endswith(('.testing', '.testing_mail', '.migrations')) and '.migrations.' not in i.name]" \
 			|| { echo "$$name does not import alone: declare its dependencies"; exit 1; }; \
 		echo "$$name imports alone"; \
 	done

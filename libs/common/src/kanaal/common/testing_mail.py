@@ -1,0 +1,286 @@
+"""Pytest fixtures for the mail channel's real peers: a Dovecot IMAP server and an SMTP sink.
+
+Loaded as a pytest plugin next to :mod:`kanaal.common.testing`. `dovecot` starts the
+Debian `dovecot-imapd` on a free port with its own config and mail directory (no TLS,
+plain login, users in a passwd-file); `smtp_sink` runs aiosmtpd in a thread and keeps
+what it was sent. Mail goes in with IMAP APPEND, as a real mail server would deliver it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import imaplib
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kanaal.common.testing import free_port
+
+DOVECOT = os.environ.get("KANAAL_TEST_DOVECOT", "dovecot")
+
+
+def _mail_owner() -> tuple[str, str, int, int]:
+    """Who Dovecot runs as and who owns the mail: Dovecot refuses to serve mail as root.
+
+    As root, the login processes run as `dovenull`, the internal ones as `dovecot`, and the
+    mail belongs to `nobody`; as anyone else, everything runs as the current user.
+    """
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        return "dovenull", "dovecot", nobody.pw_uid, nobody.pw_gid
+    me = pwd.getpwuid(os.geteuid())
+    return me.pw_name, me.pw_name, me.pw_uid, me.pw_gid
+
+
+@dataclass
+class DovecotServer:
+    """A Dovecot of its own: `add_user`, `append`, `messages`, `stop`/`start` on the same port."""
+
+    root: Path
+    port: int
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dovecot.log"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _write_config(self) -> None:
+        login_user, internal_user, uid, gid = _mail_owner()
+        mail = self.root / "mail"
+        mail.mkdir(exist_ok=True)
+        os.chown(mail, uid, gid)
+        (self.root / "users").touch()
+        (self.root / "dovecot.conf").write_text(
+            f"""
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+log_path = {self.log_path}
+protocols = imap
+listen = {self.host}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal_user}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name}
+default_login_user = {login_user}
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {self.root}/users
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = {self.host}
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+""",
+            encoding="utf-8",
+        )
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start Dovecot in the foreground and wait until it answers on its port."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        self._write_config()
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dovecot exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                imaplib.IMAP4(self.host, self.port, timeout=2).shutdown()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dovecot did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Stop Dovecot and every process it started (connected clients see the line drop)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def add_user(self, user: str, password: str) -> None:
+        """Add a mail account; Dovecot rereads the passwd-file when it changes."""
+        _, _, uid, gid = _mail_owner()
+        home = self.root / "mail" / user
+        self.users[user] = password
+        with (self.root / "users").open("a", encoding="utf-8") as users:
+            users.write(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{home}::\n")
+
+    @contextlib.contextmanager
+    def imap(self, user: str) -> Iterator[imaplib.IMAP4]:
+        """A logged-in stdlib IMAP client for test setup and checks."""
+        client = imaplib.IMAP4(self.host, self.port, timeout=30)
+        try:
+            client.login(user, self.users[user])
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+
+    def append(self, user: str, *mails: bytes, folder: str = "INBOX") -> None:
+        """Deliver mails into `folder` with IMAP APPEND."""
+        with self.imap(user) as client:
+            if folder != "INBOX":
+                client.create(folder)
+            for raw in mails:
+                status, data = client.append(folder, None, None, raw)
+                if status != "OK":
+                    raise RuntimeError(f"APPEND failed: {data!r}")
+
+    def messages(self, user: str, folder: str = "INBOX") -> list[bytes]:
+        """The raw mails in `folder` (empty when the folder does not exist), by UID."""
+        with self.imap(user) as client:
+            status, _ = client.select(_quote(folder), readonly=True)
+            if status != "OK":
+                return []
+            status, data = client.uid("fetch", "1:*", "(BODY.PEEK[])")
+            return [item[1] for item in data if isinstance(item, tuple)]
+
+    def folders(self, user: str) -> list[str]:
+        with self.imap(user) as client:
+            _, data = client.list()
+        names = []
+        for line in data:
+            if isinstance(line, bytes):
+                match = re.search(rb'"/" "?([^"]*)"?$', line)
+                if match:
+                    names.append(match.group(1).decode())
+        return names
+
+
+def _quote(folder: str) -> str:
+    return f'"{folder}"'
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    """A fresh Dovecot on a free port with its own mail directory, stopped after the test."""
+    if shutil.which(DOVECOT) is None:
+        pytest.fail("dovecot is not installed: apt-get install dovecot-imapd (see .ci/run)")
+    # Not under pytest's tmp_path: Dovecot's unprivileged processes must reach the mail.
+    root = Path(tempfile.mkdtemp(prefix="kanaal-dovecot-"))
+    root.chmod(0o755)
+    server = DovecotServer(root=root, port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SentMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed: EmailMessage = message_from_bytes(self.data, policy=policy.default)
+        return parsed
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) that keeps every mail; it can be told to refuse."""
+
+    host: str
+    port: int
+    received: list[SentMail] = field(default_factory=list)
+    #: Recipients answered with `550 no such user` (a permanent failure).
+    refuse: set[str] = field(default_factory=set)
+    #: While > 0, that many DATA commands are answered with `451` (a temporary failure).
+    fail_temporarily: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arrived: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._arrived = threading.Condition(self._lock)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._arrived:
+            if self.fail_temporarily > 0:
+                self.fail_temporarily -= 1
+                return "451 4.3.0 try again later"
+            self.received.append(
+                SentMail(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+            )
+            self._arrived.notify_all()
+        return "250 Message accepted"
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[SentMail]:
+        """Wait until `count` mails arrived (or the timeout passed); returns what arrived."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.received) >= count, timeout)
+            return list(self.received)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd SMTP server on a free port, in a thread, stopped after the test."""
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    sink = SmtpSink("127.0.0.1", free_port())
+    controller = controller_module.Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
