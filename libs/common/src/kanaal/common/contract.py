@@ -267,6 +267,28 @@ class DeliveryReport(Contract):
     reported_at: UtcDatetime
 
 
+class ContactUpdate(Contract):
+    """`contact.updated.<channel>`: what happened to a received contact afterwards.
+
+    A contact is published once (its id is deterministic, the dossier stores it once);
+    later facts from the channel (a counter visitor called to desk 3, served, not
+    shown) travel as updates: `channel_data` holds the facts to add to the contact's
+    `channel_data`, and the dossier records the update on the case timeline.
+    `message_id` is deterministic per update, so a redelivery is a no-op.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    contact_id: uuid.UUID = Field(description="the contact this update is about")
+    channel: ChannelSlug
+    event: Key = Field(description="what happened, e.g. called, served, no_show")
+    channel_data: dict[Key, ChannelDataValue] = Field(
+        default_factory=dict,
+        max_length=MAX_CHANNEL_DATA_KEYS,
+        description="facts to add to the contact's channel_data",
+    )
+    at: UtcDatetime = Field(description="when it happened, UTC")
+
+
 class CaseEventKind(StrEnum):
     """What happened to a case; also the event's AMQP `type` and routing key."""
 
@@ -326,4 +348,5 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "delivery-report.v1": DeliveryReport,
     "rejected-input.v1": RejectedInput,
     "case-event.v1": CaseEvent,
+    "contact-update.v1": ContactUpdate,
 }

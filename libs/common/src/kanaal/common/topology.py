@@ -52,6 +52,8 @@ class Event(StrEnum):
     CONTACT_ROUTED = "contact.routed"
     CONTACT_SENT = "contact.sent"
     CONTACT_FAILED = "contact.failed"
+    #: Later facts about a received contact (a `ContactUpdate`), e.g. a counter visit's desk events.
+    CONTACT_UPDATED = "contact.updated"
     CASE_CLAIMED = "case.claimed"
     CASE_TRANSFERRED = "case.transferred"
     CASE_ESCALATED = "case.escalated"
@@ -142,6 +144,7 @@ DOSSIER_EVENTS: Final = Queue(
             Event.CONTACT_ROUTED,
             Event.CONTACT_SENT,
             Event.CONTACT_FAILED,
+            Event.CONTACT_UPDATED,
             Event.CASE_CLAIMED,
             Event.CASE_TRANSFERRED,
             Event.CASE_ESCALATED,
