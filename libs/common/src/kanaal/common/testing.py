@@ -17,14 +17,17 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aio_pika
 import pytest
+
+if TYPE_CHECKING:
+    from kanaal.common.contract_kit import ContractKit
 
 RABBIT_HOST = os.environ.get("KANAAL_TEST_RABBIT_HOST", "127.0.0.1")
 RABBIT_PORT = int(os.environ.get("KANAAL_TEST_RABBIT_PORT", "5672"))
@@ -190,3 +193,19 @@ def start_service(
         time.sleep(0.2)
     service.stop()
     raise RuntimeError(f"{name} not ready within {ready_timeout}s:\n{service.log()[-3000:]}")
+
+
+@pytest.fixture
+def contract_kit(rabbit_vhost: RabbitVhost) -> Callable[[str], Awaitable[ContractKit]]:
+    """`await contract_kit("sms")`: the contract test kit for one channel on a fresh vhost.
+
+    The topology (with `dead.intake.<channel>`) is declared before the kit is handed out.
+    """
+    from kanaal.common.contract_kit import ContractKit
+    from kanaal.common.topology import Topology, apply
+
+    async def make(channel: str) -> ContractKit:
+        await apply(rabbit_vhost.url, Topology.build([channel], [], [channel]))
+        return ContractKit(rabbit_vhost.url, channel)
+
+    return make
