@@ -23,7 +23,7 @@ def settings_classes() -> list[type[ServiceSettings]]:
 
 
 def test_every_service_package_is_installed_and_has_a_port() -> None:
-    assert set(SERVICES) == {"web", "phone", "counter", "dossier", "email", "router"}
+    assert set(SERVICES) == {"web", "phone", "counter", "dossier", "email", "router", "sms"}
     assert set(SERVICES) <= set(SERVICE_PORTS)
 
 

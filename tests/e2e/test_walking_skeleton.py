@@ -7,10 +7,7 @@ throw-away vhost on the real RabbitMQ and a real database (SQLite, then PostgreS
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aio_pika
 import httpx
@@ -18,11 +15,11 @@ import pytest
 
 from kanaal.common.contract import WorkItem
 from kanaal.common.messaging import DEAD_REASON_HEADER
-from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
+from kanaal.common.testing import RabbitVhost, RunningService
 from kanaal.common.topology import DOSSIER_INTAKE
+from tests.e2e.conftest import SERVICE_TOKEN, RunServices
 
-REPO = Path(__file__).resolve().parents[2]
-TOKEN = "e2e-" + uuid.uuid4().hex
+TOKEN = SERVICE_TOKEN
 
 # Personal data the logs must never show, in every form the services see it.
 CITIZEN = {
@@ -63,38 +60,11 @@ class Suite:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def suite(
-    request: pytest.FixtureRequest, rabbit_vhost: RabbitVhost, tmp_path: Path
-) -> Iterator[Suite]:
-    if request.param == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}"
-    else:
-        database_url = request.getfixturevalue("postgres_url")
-    ports = {name: free_port() for name in ("web", "dossier", "router")}
-    env = {
-        "KANAAL_AMQP_URL": rabbit_vhost.url,
-        "KANAAL_CONFIG_DIR": str(REPO / "deploy" / "config"),
-        "KANAAL_DATABASE_URL": database_url,
-        "KANAAL_DOSSIER_API_TOKEN": TOKEN,
-        "KANAAL_DOSSIER_URL": f"http://127.0.0.1:{ports['dossier']}",
-        "KANAAL_WEB_PORT": str(ports["web"]),
-        "KANAAL_DOSSIER_PORT": str(ports["dossier"]),
-        "KANAAL_ROUTER_PORT": str(ports["router"]),
-        "KANAAL_RETRY_DELAY": "0.2",
-        "KANAAL_LOG_LEVEL": "DEBUG",
-    }
-    started: list[RunningService] = []
-    try:
-        for name, module in (
-            ("dossier", "kanaal.dossier"),
-            ("router", "kanaal.router"),
-            ("web", "kanaal.web"),
-        ):
-            started.append(start_service(name, module, ports[name], env, tmp_path))
-        by_name = {s.name: s for s in started}
-        yield Suite(by_name["web"], by_name["dossier"], by_name["router"], rabbit_vhost)
-    finally:
-        for service in started:
-            service.stop()
+    request: pytest.FixtureRequest, rabbit_vhost: RabbitVhost, run_services: RunServices
+) -> Suite:
+    database_url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    services = run_services("dossier", "router", "web", database_url=database_url)
+    return Suite(services["web"], services["dossier"], services["router"], rabbit_vhost)
 
 
 async def post(suite: Suite, body: dict[str, object], **headers: str) -> httpx.Response:

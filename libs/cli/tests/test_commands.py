@@ -61,14 +61,7 @@ def test_schema_writes_every_contract_schema(runner: CliRunner, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     written = {path.name: path.read_text(encoding="utf-8") for path in out.iterdir()}
     assert written == schema_files()
-    assert set(written) == {
-        "contact.v1.json",
-        "contact-registered.v1.json",
-        "work-item.v1.json",
-        "delivery-report.v1.json",
-        "rejected-input.v1.json",
-        "case-event.v1.json",
-    }
+    assert {"contact.v1.json", "contact-registered.v1.json", "work-item.v1.json"} <= set(written)
 
 
 def test_topology_apply_without_a_broker_says_so_in_one_line_and_exits_1(

@@ -99,7 +99,8 @@ def service_app(
     lifespan: Lifespan,
     **fastapi_args: Any,
 ) -> FastAPI:
-    app = FastAPI(title=f"Open Kanaal {service}", lifespan=lifespan, **fastapi_args)
+    fastapi_args.setdefault("title", f"Open Kanaal {service}")
+    app = FastAPI(lifespan=lifespan, **fastapi_args)
     app.include_router(operations_router(service, checks, settings.metrics_token))
     return app
 

@@ -21,6 +21,7 @@ SERVICE_PORTS: Final[dict[str, int]] = {
     "email": 8085,
     "router": 8086,
     "desk": 8087,
+    "sms": 8088,
 }
 
 

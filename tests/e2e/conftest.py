@@ -1,0 +1,50 @@
+"""Start real service processes for cross-service tests, as `kanaal up` would, and stop them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICE_TOKEN = "e2e-" + uuid.uuid4().hex
+
+RunServices = Callable[..., dict[str, RunningService]]
+
+
+@pytest.fixture
+def run_services(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[RunServices]:
+    """`run_services("dossier", "router", database_url=..., KANAAL_X="1")` → running services.
+
+    Every service gets a free port, the test's vhost, the repo's config and one shared
+    service token for the dossier API; all are stopped after the test.
+    """
+    started: list[RunningService] = []
+
+    def run(
+        *names: str, database_url: str | None = None, **extra_env: str
+    ) -> dict[str, RunningService]:
+        ports = {name: free_port() for name in names}
+        env = {
+            "KANAAL_AMQP_URL": rabbit_vhost.url,
+            "KANAAL_CONFIG_DIR": str(REPO / "deploy" / "config"),
+            "KANAAL_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+            "KANAAL_DOSSIER_API_TOKEN": SERVICE_TOKEN,
+            "KANAAL_RETRY_DELAY": "0.2",
+            "KANAAL_LOG_LEVEL": "DEBUG",
+            **{f"KANAAL_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+            **extra_env,
+        }
+        if "dossier" in ports:
+            env["KANAAL_DOSSIER_URL"] = f"http://127.0.0.1:{ports['dossier']}"
+        for name in names:
+            started.append(start_service(name, f"kanaal.{name}", ports[name], env, tmp_path))
+        return {s.name: s for s in started if s.name in ports}
+
+    yield run
+    for service in started:
+        service.stop()
