@@ -1,5 +1,1 @@
-"""The Telephone adapter (CTI webhooks, IVR, callbacks).
-
-Walking skeleton: the service runs, declares the topology and answers /healthz,
-/readyz and /metrics; its channel logic is still to be built (see the README).
-"""
+"""The telephone adapter: Generic CTI call events, IVR subjects, missed-call callbacks."""
