@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -151,3 +152,17 @@ def definitions_command(
 
 def definitions_text(topology: Topology) -> str:
     return json.dumps(topo.definitions(topology), indent=2) + "\n"
+
+
+ASYNCAPI_FILE = Path("docs/asyncapi.yaml")
+
+
+def asyncapi_command(
+    out: Annotated[Path, typer.Option(help="file to write")] = ASYNCAPI_FILE,
+) -> None:
+    """Write the suite's AsyncAPI document (docs/asyncapi.yaml), generated with FastStream."""
+    from kanaal.common.asyncapi import asyncapi_yaml
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(asyncapi_yaml(version("kanaal-common")), encoding="utf-8")
+    console.print(f"wrote {out}")
