@@ -1,10 +1,18 @@
-"""Pure rules for cases (zaken): the shape of a case reference."""
+"""Pure rules for cases (zaken): references, reopening, claiming, and where an answer goes.
+
+No database here: the store loads a :class:`CaseState` under the case's lock, asks
+these functions what to do, and applies the answer in the same transaction.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Final
 
-from kanaal.common.contract import CASE_REF_RE
+from kanaal.common.contract import CASE_REF_RE, CaseStatus
 
 CASE_NUMBER_DIGITS: Final = 6
 MAX_CASE_NUMBER: Final = 10**CASE_NUMBER_DIGITS - 1
@@ -21,3 +29,169 @@ def format_case_ref(year: int, number: int) -> str:
 
 def is_case_ref(value: str) -> bool:
     return CASE_REF_RE.fullmatch(value) is not None
+
+
+class QueueReason(StrEnum):
+    """How a case came to be in its current work queue."""
+
+    ROUTED = "routed"
+    TRANSFERRED = "transferred"
+    ESCALATED = "escalated"
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """What the rules look at of a case."""
+
+    ref: str
+    status: CaseStatus
+    queue: str | None
+    agent: str | None
+    queue_reason: QueueReason | None = None
+    closed_at: datetime | None = None
+
+
+# -- a contact on a closed case -------------------------------------------------------------
+
+
+class ClosedCaseAction(StrEnum):
+    REOPEN = "reopen"
+    FOLLOW_UP = "follow_up"  # a new case linked to the closed one
+
+
+def on_contact_for_closed_case(
+    closed_at: datetime, now: datetime, window: timedelta
+) -> ClosedCaseAction:
+    """Within `window` after closing a contact reopens the case; later it opens a new one."""
+    return ClosedCaseAction.REOPEN if now - closed_at <= window else ClosedCaseAction.FOLLOW_UP
+
+
+# -- claiming a work item -------------------------------------------------------------------
+
+
+class StaleReason(StrEnum):
+    """Why a work item no longer stands for work an agent may take."""
+
+    CLAIMED = "claimed"  # another agent has the case
+    TRANSFERRED = "transferred"  # the case moved to another queue by a transfer
+    ESCALATED = "escalated"  # the case moved to another queue because its SLA passed
+    MOVED = "moved"  # the case is in another queue for another reason (re-routed)
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    """The outcome of a claim: won (and whether anything changes) or stale with why."""
+
+    won: bool
+    changed: bool = False
+    stale: StaleReason | None = None
+    holder: str | None = None  # the agent or queue that has the case now
+
+
+def decide_claim(case: CaseState, agent: str, queue: str) -> ClaimDecision:
+    """May `agent` take the work item from `queue` for `case`?
+
+    The first claim wins; the winner claiming again is a harmless repeat. An item from
+    a queue the case has left (transferred, escalated) is stale, and so is any item of
+    a closed case. A case whose routing the dossier has not recorded yet (no queue) may
+    be claimed from the queue the item came from.
+    """
+    if case.status is CaseStatus.CLOSED:
+        return ClaimDecision(won=False, stale=StaleReason.CLOSED)
+    if case.agent is not None:
+        if case.agent == agent:
+            return ClaimDecision(won=True, changed=case.queue is None, holder=agent)
+        return ClaimDecision(won=False, stale=StaleReason.CLAIMED, holder=case.agent)
+    if case.queue is not None and case.queue != queue:
+        reason = {
+            QueueReason.TRANSFERRED: StaleReason.TRANSFERRED,
+            QueueReason.ESCALATED: StaleReason.ESCALATED,
+        }.get(case.queue_reason or QueueReason.ROUTED, StaleReason.MOVED)
+        return ClaimDecision(won=False, stale=reason, holder=case.queue)
+    return ClaimDecision(won=True, changed=True, holder=agent)
+
+
+class EscalationOutcome(StrEnum):
+    APPLIED = "applied"
+    ALREADY_CLAIMED = "already_claimed"
+    CLOSED = "closed"
+    MOVED = "moved"  # the case left the escalated queue before the escalation arrived
+
+
+def decide_escalation(case: CaseState, from_queue: str | None) -> EscalationOutcome:
+    """The router escalates a work item whose SLA passed; a claimed case stays where it is."""
+    if case.status is CaseStatus.CLOSED:
+        return EscalationOutcome.CLOSED
+    if case.agent is not None:
+        return EscalationOutcome.ALREADY_CLAIMED
+    if from_queue is not None and case.queue is not None and case.queue != from_queue:
+        return EscalationOutcome.MOVED
+    return EscalationOutcome.APPLIED
+
+
+# -- answering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EarlierContact:
+    """A customer's inbound contact, as far as choosing where to answer needs it."""
+
+    channel: str
+    entry_point: str
+    source_ref: str
+    on_this_case: bool
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    channel: str
+    entry_point: str
+    in_reply_to: str | None
+
+
+class NoReplyRoute(ValueError):
+    """The answer cannot go anywhere: the reason says what to pass instead."""
+
+
+def choose_reply_route(
+    earlier: Sequence[EarlierContact],
+    outbound_channels: Iterable[str],
+    *,
+    channel: str | None = None,
+    entry_point: str | None = None,
+    preferred_channel: str | None = None,
+) -> ReplyRoute:
+    """Where an agent's answer goes: the channel asked for, else the customer's own channel.
+
+    The customer's channel is the one of their last contact on this case, else their
+    preferred channel, else the channel of their last contact on any case, as long as
+    it can send (`outbound: true`). The answer leaves through the entry point of the
+    customer's last contact on that channel (this case first), and answers that contact.
+    `earlier` is newest first.
+    """
+    can_send = set(outbound_channels)
+    if channel is None:
+        candidates = [c.channel for c in earlier if c.on_this_case][:1]
+        candidates += [preferred_channel] if preferred_channel else []
+        candidates += [c.channel for c in earlier]
+        usable = [c for c in candidates if c in can_send]
+        if not usable:
+            raise NoReplyRoute(
+                "the customer's channels cannot send answers; name a channel that can: "
+                + ", ".join(sorted(can_send))
+            )
+        channel = usable[0]
+    elif channel not in can_send:
+        raise NoReplyRoute(f"channel {channel!r} cannot send answers (outbound is off)")
+    on_channel = sorted(
+        (c for c in earlier if c.channel == channel), key=lambda c: not c.on_this_case
+    )
+    if on_channel:
+        last = on_channel[0]
+        return ReplyRoute(channel, entry_point or last.entry_point, last.source_ref)
+    if entry_point is None:
+        raise NoReplyRoute(
+            f"the customer never contacted us by {channel}: pass the entry_point to send from"
+        )
+    return ReplyRoute(channel, entry_point, None)

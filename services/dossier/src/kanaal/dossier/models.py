@@ -1,7 +1,8 @@
 """The dossier's tables as SQLAlchemy models, named after the VNG Klantinteracties / Zaken concepts.
 
 Party = Partij, PartyIdentifier = PartijIdentificator, DigitalAddress = DigitaalAdres,
-Case = Zaak, CaseEvent = a line in the zaak's history, Contact = Klantcontact.
+Case = Zaak, CaseStatus = Status (the zaak's status history), CaseEvent = a line in the
+zaak's timeline, Contact = Klantcontact.
 The schema itself is owned by the Alembic migrations; these classes must agree with them
 (a test compares the two).
 """
@@ -71,6 +72,8 @@ class PartyRow(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    preferred_channel: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -112,8 +115,27 @@ class CaseRow(Base):
     party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"), index=True)
     queue: Mapped[str | None] = mapped_column(String(200))
     agent: Mapped[str | None] = mapped_column(String(200))
+    #: How the case came to its queue: routed, transferred or escalated (a stale claim says which).
+    queue_reason: Mapped[str | None] = mapped_column(String(32))
+    sla_due_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    #: The closed case this one follows up, when a contact came after the reopening window.
+    follows_case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     opened_at: Mapped[datetime]
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CaseStatusRow(Base):
+    """The zaak's status history: every status it had, who set it, when and why."""
+
+    __tablename__ = "case_statuses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(2000))
 
 
 class CaseEventRow(Base):
@@ -149,6 +171,10 @@ class ContactRow(Base):
     text: Mapped[str] = mapped_column(Text())
     message: Mapped[dict[str, Any]]
     registered_at: Mapped[datetime]
+    #: Outbound contacts: sent or failed, as the channel's adapter reported it.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    #: The agent who wrote an outbound contact.
+    agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class CaseRefCounterRow(Base):

@@ -1,36 +1,64 @@
-"""The dossier store: register contacts, record events, read cases; one transaction each.
+"""The dossier store: every read and every change of the dossier, one transaction each.
 
 Registering a contact is the dossier's main effect and is effectively-once: the
 contact's deterministic id is its primary key, so a redelivered or re-ingested
 contact changes nothing and announces nothing. Otherwise, in one transaction:
-resolve the party, link or open the case, store the contact and its timeline line,
-and put the `contact.registered` message in the outbox.
+resolve the party, link, reopen or open the case, store the contact and its timeline
+line, and put the `contact.registered` message in the outbox. Intake registers
+contacts in small batches (one transaction for many) so it keeps up under load.
+
+Agents' actions (claim, reply, transfer, close) take the case's lock, decide with
+the pure rules of :mod:`kanaal.dossier.cases`, and write their events to the outbox
+in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact, WorkItem
+from kanaal.common.contract import (
+    CaseEvent,
+    CaseEventKind,
+    CaseStatus,
+    ContactMessage,
+    DeliveryReport,
+    Direction,
+    Party,
+    RegisteredContact,
+    WorkItem,
+)
 from kanaal.common.logging import get_logger
-from kanaal.common.topology import EVENTS, Event
-from kanaal.dossier.cases import format_case_ref
+from kanaal.common.topology import EVENTS, OUTBOUND, WORK, Event
+from kanaal.dossier.cases import (
+    CaseState,
+    ClosedCaseAction,
+    EarlierContact,
+    EscalationOutcome,
+    QueueReason,
+    choose_reply_route,
+    decide_claim,
+    decide_escalation,
+    format_case_ref,
+    on_contact_for_closed_case,
+)
 from kanaal.dossier.clock import Clock, utc_now
 from kanaal.dossier.database import lock_for
 from kanaal.dossier.models import (
     CaseEventRow,
     CaseRefCounterRow,
     CaseRow,
+    CaseStatusRow,
     ContactRow,
     DigitalAddressRow,
+    OutboxRow,
     PartyIdentifierRow,
     PartyRow,
 )
@@ -41,11 +69,50 @@ from kanaal.dossier.parties import (
     KnownParty,
     PartyClaims,
     Resolution,
+    normalise_email,
     resolve_party,
 )
-from kanaal.dossier.views import CaseContact, CaseView, ContactSummary, TimelineEntry
+from kanaal.dossier.views import (
+    CaseChanged,
+    CaseContact,
+    CaseSummary,
+    CaseView,
+    ClaimResult,
+    ContactSummary,
+    ContactView,
+    CustomerView,
+    MergeResult,
+    PartySummary,
+    PurgeCounts,
+    ReplyAccepted,
+    StaleItem,
+    StatusEntry,
+    TimelineEntry,
+)
 
 log = get_logger(__name__)
+
+DEFAULT_REOPEN_WINDOW = timedelta(days=14)
+
+T = TypeVar("T")
+
+
+class NotFound(LookupError):
+    """The case or party does not exist."""
+
+
+class Conflict(Exception):
+    """The change cannot be made in the case's or party's current state (HTTP 409)."""
+
+    def __init__(self, reason: str, detail: str, stale: StaleItem | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.stale = stale
+
+
+class Unprocessable(ValueError):
+    """The request names something that cannot be used (HTTP 422)."""
 
 
 @dataclass(frozen=True)
@@ -54,78 +121,124 @@ class PartyChoice:
     matched_on: str
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a case through the API."""
+
+    id: str
+    supervisor: bool = False
+
+
 class DossierStore:
     """The dossier's database operations; every public method is one transaction."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock = utc_now,
+        reopen_window: timedelta = DEFAULT_REOPEN_WINDOW,
+    ) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
+        self.reopen_window = reopen_window
 
     # -- contacts ---------------------------------------------------------------------------
 
     async def register(self, contact: ContactMessage) -> RegisteredContact | None:
         """Store `contact`; None when it was stored before (nothing changes, nothing is sent)."""
-        claims = PartyClaims.from_party(contact.party)
+        [registered] = await self.register_many([contact])
+        return registered
+
+    async def register_many(
+        self, contacts: Sequence[ContactMessage]
+    ) -> list[RegisteredContact | None]:
+        """Store several contacts in one transaction, in order; None for each seen before."""
+        keys: set[str] = set()
+        for contact in contacts:
+            keys.add(f"contact:{contact.id}")
+            keys.update(_claim_lock_keys(PartyClaims.from_party(contact.party)))
+        results: list[RegisteredContact | None] = []
         async with self.sessions.begin() as session:
-            connection = await session.connection()
-            await lock_for(connection, f"contact:{contact.id}", *_claim_lock_keys(claims))
-            if await session.get(ContactRow, contact.id) is not None:
+            # All locks up front and in order: two replicas never wait on each other crosswise.
+            await lock_for(await session.connection(), *keys)
+            for contact in contacts:
+                results.append(await self._register_in(session, contact))
+        for contact, registered in zip(contacts, results, strict=True):
+            if registered is None:
                 log.info("contact already registered", contact_id=str(contact.id))
-                return None
-            now = self._clock()
-            case_row = await self._linked_case(session, contact)
-            if case_row is not None and claims.is_anonymous:
-                # Nothing to recognise the customer by: the case already knows who it is.
-                party = PartyChoice(case_row.party_id, "case")
             else:
-                party = await self._resolve_party(session, claims)
-            case_is_new = case_row is None
-            if case_row is None:
-                case_row = await self._open_case(session, contact, party.party_id)
-            session.add(_contact_row(contact, case_row.id, party.party_id, now))
-            session.add(
-                CaseEventRow(
-                    case_id=case_row.id,
-                    kind=Event.CONTACT_RECEIVED.value,
-                    at=now,
-                    actor=f"channel:{contact.channel}",
-                    message_id=str(contact.id),
-                    data={
-                        "contact_id": str(contact.id),
-                        "channel": contact.channel,
-                        "direction": contact.direction.value,
-                    },
+                log.info(
+                    "contact registered",
+                    contact_id=str(contact.id),
+                    case_ref=registered.case_ref,
+                    case_is_new=registered.case_is_new,
+                    party_id=str(registered.party_id),
                 )
+        return results
+
+    async def _register_in(
+        self, session: AsyncSession, contact: ContactMessage
+    ) -> RegisteredContact | None:
+        if await session.get(ContactRow, contact.id) is not None:
+            return None
+        claims = PartyClaims.from_party(contact.party)
+        now = self._clock()
+        case_row = await self._linked_case(session, contact)
+        if case_row is not None and claims.is_anonymous:
+            # Nothing to recognise the customer by: the case already knows who it is.
+            party = PartyChoice(case_row.party_id, "case")
+        else:
+            party = await self._resolve_party(session, claims)
+        await self._note_preferences(session, party.party_id, contact)
+        case_is_new = case_row is None
+        if case_row is not None and case_row.status == CaseStatus.CLOSED.value:
+            assert case_row.closed_at is not None
+            action = on_contact_for_closed_case(case_row.closed_at, now, self.reopen_window)
+            if action is ClosedCaseAction.REOPEN:
+                self._reopen(session, case_row, contact, now)
+            else:
+                follows = case_row
+                case_row = await self._open_case(session, contact, party.party_id, follows)
+                case_is_new = True
+        elif case_row is None:
+            case_row = await self._open_case(session, contact, party.party_id)
+        session.add(_contact_row(contact, case_row.id, party.party_id, now))
+        session.add(
+            CaseEventRow(
+                case_id=case_row.id,
+                kind=Event.CONTACT_RECEIVED.value,
+                at=now,
+                actor=f"channel:{contact.channel}",
+                message_id=str(contact.id),
+                data={
+                    "contact_id": str(contact.id),
+                    "channel": contact.channel,
+                    "direction": contact.direction.value,
+                },
             )
-            registered = RegisteredContact(
-                contact=contact,
-                party_id=party.party_id,
-                case_ref=case_row.ref,
-                case_status=CaseStatus(case_row.status),
-                case_is_new=case_is_new,
-                case_queue=case_row.queue,
-                case_agent=case_row.agent,
-                registered_at=now,
-            )
-            session.add(
-                outbox_message(
-                    registered,
-                    exchange=EVENTS,
-                    routing_key=Event.CONTACT_REGISTERED.key(contact.channel),
-                    message_type=Event.CONTACT_REGISTERED.value,
-                    message_id=str(contact.id),
-                    now=now,
-                )
-            )
-        log.info(
-            "contact registered",
-            contact_id=str(contact.id),
-            case_ref=registered.case_ref,
-            case_is_new=case_is_new,
-            party_id=str(party.party_id),
-            party_matched_on=party.matched_on,
         )
+        registered = RegisteredContact(
+            contact=contact,
+            party_id=party.party_id,
+            case_ref=case_row.ref,
+            case_status=CaseStatus(case_row.status),
+            case_is_new=case_is_new,
+            case_queue=case_row.queue,
+            case_agent=case_row.agent,
+            registered_at=now,
+        )
+        session.add(
+            outbox_message(
+                registered,
+                exchange=EVENTS,
+                routing_key=Event.CONTACT_REGISTERED.key(contact.channel),
+                message_type=Event.CONTACT_REGISTERED.value,
+                message_id=str(contact.id),
+                now=now,
+            )
+        )
+        await session.flush()
         return registered
 
     async def _linked_case(self, session: AsyncSession, contact: ContactMessage) -> CaseRow | None:
@@ -147,19 +260,28 @@ class DossierStore:
         return None
 
     async def _open_case(
-        self, session: AsyncSession, contact: ContactMessage, party_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        contact: ContactMessage,
+        party_id: uuid.UUID,
+        follows: CaseRow | None = None,
     ) -> CaseRow:
         now = self._clock()
         number = await next_case_number(session, now.year)
         row = CaseRow(
             id=uuid.uuid4(),
             ref=format_case_ref(now.year, number),
-            subject=contact.subject,
-            location=contact.location,
+            subject=contact.subject or (follows.subject if follows else None),
+            location=contact.location or (follows.location if follows else None),
             status=CaseStatus.OPEN.value,
             party_id=party_id,
-            queue=None,
+            # A follow-up stays with the team that handled the closed case (sticky).
+            queue=follows.queue if follows else None,
+            queue_reason=QueueReason.ROUTED.value if follows and follows.queue else None,
             agent=None,
+            sla_due_at=None,
+            outcome=None,
+            follows_case_id=follows.id if follows else None,
             opened_at=now,
             closed_at=None,
         )
@@ -172,10 +294,60 @@ class DossierStore:
                 at=now,
                 actor="dossier",
                 message_id=str(contact.id),
-                data={"contact_id": str(contact.id), "subject": contact.subject},
+                data={
+                    "contact_id": str(contact.id),
+                    "subject": contact.subject,
+                    "follows": follows.ref if follows else None,
+                },
             )
         )
+        reason = f"contact {contact.id}" + (f", follows {follows.ref}" if follows else "")
+        self._status(session, row, CaseStatus.OPEN, "dossier", reason, now)
+        if follows is not None:
+            session.add(
+                CaseEventRow(
+                    case_id=follows.id,
+                    kind="case.followed_up",
+                    at=now,
+                    actor="dossier",
+                    message_id=str(contact.id),
+                    data={"contact_id": str(contact.id), "by": row.ref},
+                )
+            )
         return row
+
+    def _reopen(
+        self, session: AsyncSession, row: CaseRow, contact: ContactMessage, now: datetime
+    ) -> None:
+        row.status = CaseStatus.OPEN.value
+        row.closed_at = None
+        row.outcome = None
+        row.agent = None  # whoever closed it may be away; the case's queue takes it again
+        session.add(
+            CaseEventRow(
+                case_id=row.id,
+                kind="case.reopened",
+                at=now,
+                actor="dossier",
+                message_id=str(contact.id),
+                data={"contact_id": str(contact.id)},
+            )
+        )
+        self._status(session, row, CaseStatus.OPEN, "dossier", f"reopened by {contact.id}", now)
+
+    def _status(
+        self,
+        session: AsyncSession,
+        row: CaseRow,
+        status: CaseStatus,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        row.status = status.value
+        session.add(
+            CaseStatusRow(case_id=row.id, status=status.value, at=now, actor=actor, reason=reason)
+        )
 
     # -- parties ----------------------------------------------------------------------------
 
@@ -184,6 +356,25 @@ class DossierStore:
         resolution = resolve_party(claims, candidates)
         party_id = await self._apply(session, resolution)
         return PartyChoice(party_id, resolution.matched_on)
+
+    async def _note_preferences(
+        self, session: AsyncSession, party_id: uuid.UUID, contact: ContactMessage
+    ) -> None:
+        """A party's preferred channel and language: the first it used, until changed."""
+        if contact.direction is not Direction.INBOUND:
+            return
+        await session.execute(
+            update(PartyRow)
+            .where(PartyRow.id == party_id, PartyRow.preferred_channel.is_(None))
+            .values(preferred_channel=contact.channel)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(PartyRow)
+            .where(PartyRow.id == party_id, PartyRow.language.is_(None))
+            .values(language=contact.language)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _candidates(self, session: AsyncSession, claims: PartyClaims) -> list[KnownParty]:
         """Every party that shares an identifier, the e-mail address or the phone number."""
@@ -274,32 +465,128 @@ class DossierStore:
         ):
             for value in sorted(values):
                 session.add(DigitalAddressRow(party_id=party_id, kind=kind.value, value=value))
+        await session.flush()
         return party_id
 
-    # -- events -----------------------------------------------------------------------------
+    async def merge_parties(
+        self, party_id: uuid.UUID, other_id: uuid.UUID, actor: Actor
+    ) -> MergeResult:
+        """Merge `other_id` into `party_id`; refused when their strong identifiers conflict."""
+        if party_id == other_id:
+            raise Unprocessable("a party cannot be merged with itself")
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            await lock_for(await session.connection(), f"party:{party_id}", f"party:{other_id}")
+            found = {p.id: p for p in await self._known_parties(session, [party_id, other_id])}
+            if party_id not in found or other_id not in found:
+                raise NotFound("no party with this id")
+            keep, other = found[party_id], found[other_id]
+            clashes = sorted(
+                kind.value
+                for kind, value in other.identifiers.items()
+                if kind in keep.identifiers and keep.identifiers[kind] != value
+            )
+            if clashes:
+                raise Conflict(
+                    "conflicting_identifiers",
+                    "the parties hold different values for " + ", ".join(clashes),
+                )
+            await session.execute(
+                delete(PartyIdentifierRow).where(PartyIdentifierRow.party_id == other_id)
+            )
+            await session.execute(
+                delete(DigitalAddressRow).where(DigitalAddressRow.party_id == other_id)
+            )
+            await session.flush()
+            for kind, value in other.identifiers.items():
+                if kind not in keep.identifiers:
+                    session.add(PartyIdentifierRow(party_id=party_id, type=kind.value, value=value))
+            for address_kind, values, known in (
+                (AddressKind.EMAIL, other.emails, keep.emails),
+                (AddressKind.PHONE, other.phones, keep.phones),
+            ):
+                for value in sorted(values - known):
+                    session.add(
+                        DigitalAddressRow(party_id=party_id, kind=address_kind.value, value=value)
+                    )
+            keep_row = await session.get(PartyRow, party_id)
+            other_row = await session.get(PartyRow, other_id)
+            assert keep_row is not None
+            assert other_row is not None
+            keep_row.name = keep_row.name or other_row.name
+            keep_row.preferred_channel = keep_row.preferred_channel or other_row.preferred_channel
+            keep_row.language = keep_row.language or other_row.language
+            keep_row.updated_at = now
+            moved_cases = list(
+                await session.scalars(select(CaseRow).where(CaseRow.party_id == other_id))
+            )
+            contacts = await session.execute(
+                update(ContactRow)
+                .where(ContactRow.party_id == other_id)
+                .values(party_id=party_id)
+                .execution_options(synchronize_session=False)
+            )
+            merge_id = str(uuid.uuid4())
+            for row in moved_cases:
+                row.party_id = party_id
+                session.add(
+                    CaseEventRow(
+                        case_id=row.id,
+                        kind="party.merged",
+                        at=now,
+                        actor=actor.id,
+                        message_id=f"{merge_id}:{row.ref}",
+                        data={"party_id": str(party_id), "merged_party_id": str(other_id)},
+                    )
+                )
+            await session.flush()
+            await session.delete(other_row)
+        log.info(
+            "parties merged", party_id=str(party_id), merged_party_id=str(other_id), agent=actor.id
+        )
+        return MergeResult(
+            party_id=party_id,
+            merged_party_id=other_id,
+            cases_moved=len(moved_cases),
+            contacts_moved=int(getattr(contacts, "rowcount", 0) or 0),
+        )
+
+    # -- events from elsewhere --------------------------------------------------------------
+
+    async def _seen(self, session: AsyncSession, message_id: str, kind: str) -> bool:
+        await lock_for(await session.connection(), f"event:{message_id}:{kind}")
+        found = await session.scalar(
+            select(CaseEventRow.id).where(
+                CaseEventRow.message_id == message_id, CaseEventRow.kind == kind
+            )
+        )
+        if found is not None:
+            log.info("event already recorded", event_type=kind)
+        return found is not None
 
     async def record_routed(self, item: WorkItem, message_id: str) -> bool:
-        """Put `contact.routed` on the case's timeline and make its queue the case's owner.
+        """Put `contact.routed` on the case's timeline; its queue and SLA become the case's.
 
         False when there is nothing to do: the event was recorded before, or the case
-        is unknown here.
+        is unknown here. A case that was transferred or escalated meanwhile keeps its queue.
         """
         kind = Event.CONTACT_ROUTED.value
         async with self.sessions.begin() as session:
-            await lock_for(await session.connection(), f"event:{message_id}:{kind}")
-            seen = await session.scalar(
-                select(CaseEventRow.id).where(
-                    CaseEventRow.message_id == message_id, CaseEventRow.kind == kind
-                )
-            )
-            if seen is not None:
-                log.info("event already recorded", event_type=kind)
+            if await self._seen(session, message_id, kind):
                 return False
-            case_row = await session.scalar(select(CaseRow).where(CaseRow.ref == item.case_ref))
+            case_row = await self._case_for_update(session, item.case_ref)
             if case_row is None:
                 log.warning("routed contact names an unknown case", case_ref=item.case_ref)
                 return False
-            case_row.queue = item.queue
+            moved_away = case_row.queue_reason in (
+                QueueReason.TRANSFERRED.value,
+                QueueReason.ESCALATED.value,
+            )
+            if not moved_away and case_row.agent is None:
+                case_row.queue = item.queue
+                case_row.queue_reason = QueueReason.ROUTED.value
+            if item.sla_due_at is not None:
+                case_row.sla_due_at = item.sla_due_at
             session.add(
                 CaseEventRow(
                     case_id=case_row.id,
@@ -318,6 +605,398 @@ class DossierStore:
             )
         log.info("routing recorded", case_ref=item.case_ref, work_queue=item.queue)
         return True
+
+    async def record_delivery(self, report: DeliveryReport, message_id: str, kind: str) -> bool:
+        """`contact.sent` / `contact.failed` of an answer: on the outbound contact and timeline."""
+        async with self.sessions.begin() as session:
+            if await self._seen(session, message_id, kind):
+                return False
+            contact = await session.get(ContactRow, report.contact_id)
+            case_row: CaseRow | None = None
+            if contact is not None:
+                contact.delivery_status = report.status.value
+                case_row = await session.get(CaseRow, contact.case_id)
+            elif report.case_ref is not None:
+                case_row = await session.scalar(
+                    select(CaseRow).where(CaseRow.ref == report.case_ref)
+                )
+            if case_row is None:
+                log.warning("delivery report for an unknown contact", event_type=kind)
+                return False
+            session.add(
+                CaseEventRow(
+                    case_id=case_row.id,
+                    kind=kind,
+                    at=report.reported_at,
+                    actor=f"channel:{report.channel}",
+                    message_id=message_id,
+                    data={
+                        "contact_id": str(report.contact_id),
+                        "status": report.status.value,
+                        "channel_ref": report.channel_ref,
+                        "reason": report.reason,
+                    },
+                )
+            )
+        log.info("delivery recorded", event_type=kind, contact_id=str(report.contact_id))
+        return True
+
+    async def record_case_event(self, event: CaseEvent, message_id: str) -> bool:
+        """A `case.*` event from the bus onto the timeline; an escalation moves the case.
+
+        The dossier's own claims, transfers and closes come back here too: they were
+        recorded when they were made, under the same message id, so they change nothing.
+        """
+        kind = event.event.value
+        async with self.sessions.begin() as session:
+            if await self._seen(session, message_id, kind):
+                return False
+            case_row = await self._case_for_update(session, event.case_ref)
+            if case_row is None:
+                log.warning("case event names an unknown case", case_ref=event.case_ref)
+                return False
+            data: dict[str, Any] = {
+                "contact_id": str(event.contact_id) if event.contact_id else None,
+                "queue": event.queue,
+                "from_queue": event.from_queue,
+                "agent": event.agent,
+                "reason": event.reason,
+                "outcome": event.outcome,
+            }
+            if event.event is CaseEventKind.ESCALATED:
+                outcome = decide_escalation(_state(case_row), event.from_queue)
+                data["applied"] = outcome.value
+                if outcome is EscalationOutcome.APPLIED and event.queue:
+                    data["from_queue"] = event.from_queue or case_row.queue
+                    case_row.queue = event.queue
+                    case_row.queue_reason = QueueReason.ESCALATED.value
+            session.add(
+                CaseEventRow(
+                    case_id=case_row.id,
+                    kind=kind,
+                    at=event.at,
+                    actor=event.agent or "router",
+                    message_id=message_id,
+                    data=data,
+                )
+            )
+        log.info("case event recorded", event_type=kind, case_ref=event.case_ref)
+        return True
+
+    # -- agents' actions --------------------------------------------------------------------
+
+    async def _case_for_update(self, session: AsyncSession, ref: str) -> CaseRow | None:
+        await lock_for(await session.connection(), f"case:{ref}")
+        query = select(CaseRow).where(CaseRow.ref == ref)
+        if (await session.connection()).dialect.name == "postgresql":
+            query = query.with_for_update()
+        row: CaseRow | None = await session.scalar(query)
+        return row
+
+    async def _workable_case(self, session: AsyncSession, ref: str, actor: Actor) -> CaseRow:
+        row = await self._case_for_update(session, ref)
+        if row is None:
+            raise NotFound("no case with this reference")
+        if row.status == CaseStatus.CLOSED.value:
+            raise Conflict("closed", "the case is closed")
+        if row.agent is not None and row.agent != actor.id and not actor.supervisor:
+            raise Conflict("claimed", "another agent has claimed the case")
+        return row
+
+    async def claim(self, ref: str, actor: Actor, contact_id: uuid.UUID, queue: str) -> ClaimResult:
+        """Take the work item (`contact_id` from `queue`): exactly one agent wins."""
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            row = await self._case_for_update(session, ref)
+            if row is None:
+                raise NotFound("no case with this reference")
+            decision = decide_claim(_state(row), actor.id, queue)
+            if not decision.won:
+                assert decision.stale is not None
+                stale = StaleItem(reason=decision.stale.value, case_ref=ref, holder=decision.holder)
+                raise Conflict(decision.stale.value, f"stale work item: {stale.reason}", stale)
+            if decision.changed:
+                first_claim = row.agent is None
+                row.agent = actor.id
+                if row.queue is None:
+                    row.queue = queue
+                    row.queue_reason = QueueReason.ROUTED.value
+                if first_claim:
+                    self._status(
+                        session, row, CaseStatus.IN_PROGRESS, actor.id, f"claimed from {queue}", now
+                    )
+                    event = CaseEvent(
+                        event=CaseEventKind.CLAIMED,
+                        case_ref=ref,
+                        contact_id=contact_id,
+                        queue=row.queue,
+                        agent=actor.id,
+                        at=now,
+                    )
+                    self._case_event(session, row, event, actor.id)
+        if decision.changed:
+            log.info("case claimed", case_ref=ref, agent=actor.id, work_queue=queue)
+        return ClaimResult(case_ref=ref, agent=actor.id, queue=row.queue, claimed=decision.changed)
+
+    def _case_event(
+        self,
+        session: AsyncSession,
+        row: CaseRow,
+        event: CaseEvent,
+        actor: str,
+        data: dict[str, Any] | None = None,
+    ) -> str:
+        """A case event on the timeline and in the outbox, under one new message id."""
+        message_id = str(uuid.uuid4())
+        session.add(
+            CaseEventRow(
+                case_id=row.id,
+                kind=event.event.value,
+                at=event.at,
+                actor=actor,
+                message_id=message_id,
+                data=data
+                or event.model_dump(
+                    mode="json", exclude={"schema_version", "event", "case_ref", "at"}
+                ),
+            )
+        )
+        session.add(
+            outbox_message(
+                event,
+                exchange=EVENTS,
+                routing_key=event.event.value,
+                message_type=event.event.value,
+                message_id=message_id,
+                now=event.at,
+            )
+        )
+        return message_id
+
+    async def reply(
+        self,
+        ref: str,
+        actor: Actor,
+        text: str,
+        outbound_channels: Iterable[str],
+        *,
+        channel: str | None = None,
+        entry_point: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ReplyAccepted:
+        """An agent's answer: an outbound contact on the case, sent through `kanaal.outbound`."""
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            row = await self._workable_case(session, ref, actor)
+            party = await session.get(PartyRow, row.party_id)
+            assert party is not None
+            inbound = list(
+                await session.scalars(
+                    select(ContactRow)
+                    .where(
+                        ContactRow.party_id == row.party_id,
+                        ContactRow.direction == Direction.INBOUND.value,
+                    )
+                    .order_by(ContactRow.occurred_at.desc(), ContactRow.registered_at.desc())
+                    .limit(200)
+                )
+            )
+            earlier = [
+                EarlierContact(c.channel, c.entry_point, c.source_ref, c.case_id == row.id)
+                for c in inbound
+            ]
+            try:
+                route = choose_reply_route(
+                    earlier,
+                    outbound_channels,
+                    channel=channel,
+                    entry_point=entry_point,
+                    preferred_channel=party.preferred_channel,
+                )
+            except ValueError as exc:
+                raise Unprocessable(str(exc)) from exc
+            answered = next(
+                (c for c in inbound if c.channel == route.channel and c.case_id == row.id),
+                next((c for c in inbound if c.channel == route.channel), None),
+            )
+            source_ref = (
+                f"reply:{ref}:{idempotency_key}" if idempotency_key else f"reply:{uuid.uuid4()}"
+            )
+            contact = ContactMessage.new(
+                channel=route.channel,
+                direction=Direction.OUTBOUND,
+                source_ref=source_ref,
+                entry_point=route.entry_point,
+                received_at=now,
+                occurred_at=now,
+                party=await self._reply_party(session, party, answered),
+                subject=row.subject,
+                text=text,
+                language=party.language or "nl",
+                location=row.location,
+                case_ref=ref,
+                in_reply_to=route.in_reply_to,
+            )
+            if await session.get(ContactRow, contact.id) is not None:
+                return ReplyAccepted(
+                    contact_id=contact.id,
+                    case_ref=ref,
+                    channel=route.channel,
+                    entry_point=route.entry_point,
+                )
+            stored = _contact_row(contact, row.id, row.party_id, now)
+            stored.agent = actor.id
+            session.add(stored)
+            session.add(
+                CaseEventRow(
+                    case_id=row.id,
+                    kind="case.replied",
+                    at=now,
+                    actor=actor.id,
+                    message_id=str(contact.id),
+                    data={"contact_id": str(contact.id), "channel": route.channel},
+                )
+            )
+            session.add(
+                outbox_message(
+                    contact,
+                    exchange=OUTBOUND,
+                    routing_key=route.channel,
+                    message_type=Event.CONTACT_OUTBOUND.value,
+                    message_id=str(contact.id),
+                    now=now,
+                )
+            )
+        log.info("reply queued", case_ref=ref, contact_id=str(contact.id), agent=actor.id)
+        return ReplyAccepted(
+            contact_id=contact.id,
+            case_ref=ref,
+            channel=route.channel,
+            entry_point=route.entry_point,
+        )
+
+    async def _reply_party(
+        self, session: AsyncSession, party: PartyRow, answered: ContactRow | None
+    ) -> Party:
+        """Where the answer is addressed: the addresses of the contact it answers, else known."""
+        said: dict[str, Any] = dict(answered.message.get("party") or {}) if answered else {}
+        # Newest first into a dict: the oldest address of each kind is what remains.
+        addresses = await session.execute(
+            select(DigitalAddressRow.kind, DigitalAddressRow.value)
+            .where(DigitalAddressRow.party_id == party.id)
+            .order_by(DigitalAddressRow.id.desc())
+        )
+        stored = dict(addresses.tuples().all())
+        email = said.get("email") or stored.get(AddressKind.EMAIL.value)
+        phone = said.get("phone") or stored.get(AddressKind.PHONE.value)
+        return Party(name=party.name, email=email, phone=phone)
+
+    async def transfer(self, ref: str, actor: Actor, queue: str, reason: str) -> CaseChanged:
+        """Move the case to another work queue: `case.transferred` and a new work item there."""
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            row = await self._workable_case(session, ref, actor)
+            if row.queue == queue and row.agent is None:
+                raise Conflict("same_queue", f"the case is already in {queue}")
+            last = await session.scalar(
+                select(ContactRow)
+                .where(
+                    ContactRow.case_id == row.id, ContactRow.direction == Direction.INBOUND.value
+                )
+                .order_by(ContactRow.occurred_at.desc())
+                .limit(1)
+            )
+            if last is None:
+                raise Unprocessable("the case has no inbound contact to make a work item of")
+            from_queue = row.queue
+            row.queue = queue
+            row.queue_reason = QueueReason.TRANSFERRED.value
+            row.agent = None
+            if row.status != CaseStatus.OPEN.value:
+                self._status(
+                    session, row, CaseStatus.OPEN, actor.id, f"transferred to {queue}", now
+                )
+            event = CaseEvent(
+                event=CaseEventKind.TRANSFERRED,
+                case_ref=ref,
+                contact_id=last.id,
+                queue=queue,
+                from_queue=from_queue,
+                agent=actor.id,
+                reason=reason,
+                at=now,
+            )
+            message_id = self._case_event(session, row, event, actor.id)
+            item = WorkItem(
+                contact_id=last.id,
+                case_ref=ref,
+                party_id=row.party_id,
+                channel=last.channel,
+                subject=row.subject,
+                location=row.location,
+                queue=queue,
+                rule="transfer",
+                priority=int(last.message.get("priority") or 0),
+                sla_due_at=row.sla_due_at,
+                routed_at=now,
+            )
+            session.add(
+                outbox_message(
+                    item,
+                    exchange=WORK,
+                    routing_key=queue,
+                    message_type=Event.WORK_ITEM.value,
+                    message_id=message_id,
+                    now=now,
+                )
+            )
+        log.info("case transferred", case_ref=ref, work_queue=queue, agent=actor.id)
+        return CaseChanged(case_ref=ref, status=CaseStatus(row.status), queue=queue, agent=None)
+
+    async def close(self, ref: str, actor: Actor, outcome: str) -> CaseChanged:
+        """Close the case with an outcome: `case.closed`."""
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            row = await self._workable_case(session, ref, actor)
+            row.closed_at = now
+            row.outcome = outcome
+            self._status(session, row, CaseStatus.CLOSED, actor.id, f"outcome: {outcome}", now)
+            event = CaseEvent(
+                event=CaseEventKind.CLOSED,
+                case_ref=ref,
+                queue=row.queue,
+                agent=actor.id,
+                outcome=outcome,
+                at=now,
+            )
+            self._case_event(session, row, event, actor.id)
+        log.info("case closed", case_ref=ref, outcome=outcome, agent=actor.id)
+        return CaseChanged(case_ref=ref, status=CaseStatus.CLOSED, queue=row.queue, agent=row.agent)
+
+    async def assign(self, ref: str, actor: Actor, agent: str) -> CaseChanged:
+        """A supervisor gives the case to an agent (published as `case.claimed` for them)."""
+        now = self._clock()
+        async with self.sessions.begin() as session:
+            row = await self._workable_case(session, ref, Actor(actor.id, supervisor=True))
+            previous = row.agent
+            row.agent = agent
+            if row.status != CaseStatus.IN_PROGRESS.value:
+                self._status(
+                    session, row, CaseStatus.IN_PROGRESS, actor.id, f"assigned to {agent}", now
+                )
+            event = CaseEvent(
+                event=CaseEventKind.CLAIMED,
+                case_ref=ref,
+                queue=row.queue,
+                agent=agent,
+                reason=f"assigned by {actor.id}" + (f", was {previous}" if previous else ""),
+                at=now,
+            )
+            self._case_event(session, row, event, actor.id)
+        log.info("case assigned", case_ref=ref, agent=agent, by=actor.id)
+        return CaseChanged(
+            case_ref=ref, status=CaseStatus.IN_PROGRESS, queue=row.queue, agent=agent
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -352,10 +1031,22 @@ class DossierStore:
                 .where(ContactRow.case_id == case_row.id)
                 .order_by(ContactRow.occurred_at, ContactRow.id)
             )
+            statuses = await session.scalars(
+                select(CaseStatusRow)
+                .where(CaseStatusRow.case_id == case_row.id)
+                .order_by(CaseStatusRow.id)
+            )
             events = await session.scalars(
                 select(CaseEventRow)
                 .where(CaseEventRow.case_id == case_row.id)
                 .order_by(CaseEventRow.id)
+            )
+            follows = (
+                await session.scalar(
+                    select(CaseRow.ref).where(CaseRow.id == case_row.follows_case_id)
+                )
+                if case_row.follows_case_id
+                else None
             )
             return CaseView(
                 ref=case_row.ref,
@@ -365,22 +1056,260 @@ class DossierStore:
                 party_id=case_row.party_id,
                 queue=case_row.queue,
                 agent=case_row.agent,
+                sla_due_at=case_row.sla_due_at,
+                outcome=case_row.outcome,
+                follows=follows,
                 opened_at=case_row.opened_at,
                 closed_at=case_row.closed_at,
                 contacts=[
                     CaseContact(
-                        id=c.id, channel=c.channel, direction=c.direction, occurred_at=c.occurred_at
+                        id=c.id,
+                        channel=c.channel,
+                        direction=Direction(c.direction),
+                        occurred_at=c.occurred_at,
+                        entry_point=c.entry_point,
+                        text=c.text,
+                        agent=c.agent,
+                        delivery_status=c.delivery_status,
                     )
                     for c in contacts
+                ],
+                status_history=[
+                    StatusEntry(
+                        status=CaseStatus(s.status), at=s.at, actor=s.actor, reason=s.reason
+                    )
+                    for s in statuses
                 ],
                 timeline=[
                     TimelineEntry(kind=e.kind, at=e.at, actor=e.actor, data=e.data) for e in events
                 ],
             )
 
+    async def case_contacts(self, ref: str) -> tuple[CaseView, list[ContactMessage]] | None:
+        """The case and its contacts as messages (the Klantinteracties export reads these)."""
+        view = await self.case_view(ref)
+        if view is None:
+            return None
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(ContactRow)
+                .join(CaseRow, CaseRow.id == ContactRow.case_id)
+                .where(CaseRow.ref == ref)
+                .order_by(ContactRow.occurred_at, ContactRow.id)
+            )
+            return view, [ContactMessage.model_validate(r.message) for r in rows]
+
+    async def find_parties(
+        self, *, email: str | None = None, phone: str | None = None, bsn: str | None = None
+    ) -> list[PartySummary]:
+        """Parties with this e-mail address, phone number (E.164) or BSN."""
+        conditions = []
+        if email:
+            conditions.append(
+                select(DigitalAddressRow.party_id).where(
+                    DigitalAddressRow.kind == AddressKind.EMAIL.value,
+                    DigitalAddressRow.value == normalise_email(email),
+                )
+            )
+        if phone:
+            conditions.append(
+                select(DigitalAddressRow.party_id).where(
+                    DigitalAddressRow.kind == AddressKind.PHONE.value,
+                    DigitalAddressRow.value == phone,
+                )
+            )
+        if bsn:
+            conditions.append(
+                select(PartyIdentifierRow.party_id).where(
+                    PartyIdentifierRow.type == IdentifierType.BSN.value,
+                    PartyIdentifierRow.value == bsn,
+                )
+            )
+        if not conditions:
+            return []
+        async with self.sessions() as session:
+            ids: set[uuid.UUID] | None = None
+            for query in conditions:
+                found = set(await session.scalars(query))
+                ids = found if ids is None else ids & found
+            known = await self._known_parties(session, ids or set())
+        known.sort(key=lambda p: (p.created_at, str(p.id)))
+        return [
+            PartySummary(
+                id=p.id,
+                name=p.name,
+                emails=sorted(p.emails),
+                phones=sorted(p.phones),
+                identifier_types=sorted(k.value for k in p.identifiers),
+            )
+            for p in known
+        ]
+
+    async def customer_view(self, party_id: uuid.UUID, *, with_bsn: bool) -> CustomerView | None:
+        """The uniform customer view: identifiers, addresses, every case and every contact."""
+        async with self.sessions() as session:
+            row = await session.get(PartyRow, party_id)
+            if row is None:
+                return None
+            [known] = await self._known_parties(session, [party_id])
+            cases = list(
+                await session.scalars(
+                    select(CaseRow)
+                    .where(CaseRow.party_id == party_id)
+                    .order_by(CaseRow.opened_at.desc(), CaseRow.ref.desc())
+                )
+            )
+            refs = {c.id: c.ref for c in cases}
+            contacts = await session.scalars(
+                select(ContactRow)
+                .where(ContactRow.party_id == party_id)
+                .order_by(ContactRow.occurred_at.desc(), ContactRow.registered_at.desc())
+            )
+            contact_views = [_contact_view(c, refs.get(c.case_id, "")) for c in contacts]
+        identifiers = {
+            kind.value: value
+            for kind, value in known.identifiers.items()
+            if with_bsn or kind is not IdentifierType.BSN
+        }
+        return CustomerView(
+            id=row.id,
+            name=row.name,
+            identifiers=identifiers,
+            identifier_types=sorted(k.value for k in known.identifiers),
+            emails=sorted(known.emails),
+            phones=sorted(known.phones),
+            preferred_channel=row.preferred_channel,
+            language=row.language,
+            created_at=row.created_at,
+            cases=[
+                CaseSummary(
+                    ref=c.ref,
+                    status=CaseStatus(c.status),
+                    subject=c.subject,
+                    queue=c.queue,
+                    agent=c.agent,
+                    opened_at=c.opened_at,
+                    closed_at=c.closed_at,
+                )
+                for c in cases
+            ],
+            contacts=contact_views,
+        )
+
     async def count_contacts(self) -> int:
         async with self.sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(ContactRow)) or 0)
+
+    # -- retention --------------------------------------------------------------------------
+
+    async def purge(self, closed_before: datetime, *, dry_run: bool) -> PurgeCounts:
+        """Remove cases closed before `closed_before`, their contacts, and parties left empty.
+
+        The published outbox rows of those contacts go too (they hold the contact's text).
+        """
+        async with self.sessions.begin() as session:
+            await lock_for(await session.connection(), "kanaal.dossier.purge")
+            case_ids = list(
+                await session.scalars(
+                    select(CaseRow.id).where(
+                        CaseRow.status == CaseStatus.CLOSED.value,
+                        CaseRow.closed_at < closed_before,
+                    )
+                )
+            )
+            party_ids = set(
+                await session.scalars(select(CaseRow.party_id).where(CaseRow.id.in_(case_ids)))
+            )
+            contact_ids = [
+                str(i)
+                for i in await session.scalars(
+                    select(ContactRow.id).where(ContactRow.case_id.in_(case_ids))
+                )
+            ]
+            still_used = set(
+                await session.scalars(
+                    select(CaseRow.party_id).where(
+                        CaseRow.party_id.in_(party_ids), CaseRow.id.not_in(case_ids)
+                    )
+                )
+            )
+            orphans = party_ids - still_used
+            counts = PurgeCounts(
+                cases=len(case_ids),
+                contacts=len(contact_ids),
+                parties=len(orphans),
+                dry_run=dry_run,
+            )
+            if dry_run or not case_ids:
+                return counts
+            for chunk in _chunks(contact_ids, 500):
+                await session.execute(
+                    delete(OutboxRow).where(
+                        OutboxRow.message_id.in_(chunk), OutboxRow.published_at.is_not(None)
+                    )
+                )
+            for ids in _chunks(case_ids, 500):
+                await session.execute(
+                    update(CaseRow)
+                    .where(CaseRow.follows_case_id.in_(ids))
+                    .values(follows_case_id=None)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.execute(delete(ContactRow).where(ContactRow.case_id.in_(ids)))
+                await session.execute(delete(CaseEventRow).where(CaseEventRow.case_id.in_(ids)))
+                await session.execute(delete(CaseStatusRow).where(CaseStatusRow.case_id.in_(ids)))
+                await session.execute(delete(CaseRow).where(CaseRow.id.in_(ids)))
+            for parties in _chunks(sorted(orphans), 500):
+                # Contacts of purged cases are gone; identifiers and addresses cascade.
+                await session.execute(
+                    delete(PartyIdentifierRow).where(PartyIdentifierRow.party_id.in_(parties))
+                )
+                await session.execute(
+                    delete(DigitalAddressRow).where(DigitalAddressRow.party_id.in_(parties))
+                )
+                await session.execute(delete(PartyRow).where(PartyRow.id.in_(parties)))
+        log.info(
+            "closed cases purged",
+            cases=counts.cases,
+            contacts=counts.contacts,
+            parties=counts.parties,
+        )
+        return counts
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _state(row: CaseRow) -> CaseState:
+    return CaseState(
+        ref=row.ref,
+        status=CaseStatus(row.status),
+        queue=row.queue,
+        agent=row.agent,
+        queue_reason=QueueReason(row.queue_reason) if row.queue_reason else None,
+        closed_at=row.closed_at,
+    )
+
+
+def _contact_view(row: ContactRow, case_ref: str) -> ContactView:
+    message = row.message
+    return ContactView(
+        id=row.id,
+        case_ref=case_ref,
+        channel=row.channel,
+        direction=Direction(row.direction),
+        entry_point=row.entry_point,
+        source_ref=row.source_ref,
+        occurred_at=row.occurred_at,
+        subject=row.subject,
+        language=str(message.get("language") or "nl"),
+        text=row.text,
+        attachments=message.get("attachments") or [],
+        agent=row.agent,
+        delivery_status=row.delivery_status,
+    )
 
 
 async def next_case_number(session: AsyncSession, year: int) -> int:
@@ -434,4 +1363,6 @@ def _contact_row(
         text=contact.text,
         message=contact.model_dump(mode="json"),
         registered_at=now,
+        delivery_status=None,
+        agent=None,
     )
