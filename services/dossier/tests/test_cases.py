@@ -1,10 +1,32 @@
-"""Case references: `K-<year>-<6 digits>`, valid for the contract."""
+"""The pure case rules: references, reopening, claiming, escalation, where an answer goes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from kanaal.dossier.cases import format_case_ref, is_case_ref
+from kanaal.common.contract import CaseStatus
+from kanaal.dossier.cases import (
+    CaseState,
+    ClaimDecision,
+    ClosedCaseAction,
+    EarlierContact,
+    EscalationOutcome,
+    NoReplyRoute,
+    QueueReason,
+    ReplyRoute,
+    StaleReason,
+    choose_reply_route,
+    decide_claim,
+    decide_escalation,
+    format_case_ref,
+    is_case_ref,
+    on_contact_for_closed_case,
+)
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+Q = "work.subject.parkeren"
 
 
 def test_case_ref_pads_the_number_to_six_digits() -> None:
@@ -21,3 +43,143 @@ def test_formatted_case_refs_match_the_contract_pattern() -> None:
 def test_case_ref_refuses_numbers_outside_its_shape(year: int, number: int) -> None:
     with pytest.raises(ValueError, match="case"):
         format_case_ref(year, number)
+
+
+def test_a_contact_within_the_window_reopens_and_later_follows_up() -> None:
+    window = timedelta(days=14)
+    assert on_contact_for_closed_case(T0, T0 + window, window) is ClosedCaseAction.REOPEN
+    later = T0 + window + timedelta(seconds=1)
+    assert on_contact_for_closed_case(T0, later, window) is ClosedCaseAction.FOLLOW_UP
+    assert on_contact_for_closed_case(T0, T0, timedelta(0)) is ClosedCaseAction.REOPEN
+
+
+def state(
+    *,
+    status: CaseStatus = CaseStatus.OPEN,
+    queue: str | None = Q,
+    agent: str | None = None,
+    reason: QueueReason | None = QueueReason.ROUTED,
+) -> CaseState:
+    return CaseState("K-2026-000001", status, queue, agent, reason)
+
+
+CLAIMS = [
+    (
+        "an unclaimed case in the item's queue",
+        state(),
+        "anna",
+        Q,
+        ClaimDecision(True, True, None, "anna"),
+    ),
+    (
+        "a case whose routing is not recorded yet",
+        state(queue=None, reason=None),
+        "anna",
+        Q,
+        ClaimDecision(True, True, None, "anna"),
+    ),
+    (
+        "the winner claiming again",
+        state(agent="anna"),
+        "anna",
+        Q,
+        ClaimDecision(True, False, None, "anna"),
+    ),
+    (
+        "another agent's case",
+        state(agent="bram"),
+        "anna",
+        Q,
+        ClaimDecision(False, False, StaleReason.CLAIMED, "bram"),
+    ),
+    (
+        "a transferred case",
+        state(queue="work.central", reason=QueueReason.TRANSFERRED),
+        "anna",
+        Q,
+        ClaimDecision(False, False, StaleReason.TRANSFERRED, "work.central"),
+    ),
+    (
+        "an escalated case",
+        state(queue="work.escalation", reason=QueueReason.ESCALATED),
+        "anna",
+        Q,
+        ClaimDecision(False, False, StaleReason.ESCALATED, "work.escalation"),
+    ),
+    (
+        "a re-routed case",
+        state(queue="work.central"),
+        "anna",
+        Q,
+        ClaimDecision(False, False, StaleReason.MOVED, "work.central"),
+    ),
+    (
+        "a closed case",
+        state(status=CaseStatus.CLOSED),
+        "anna",
+        Q,
+        ClaimDecision(False, False, StaleReason.CLOSED, None),
+    ),
+    (
+        "an escalated case from the escalation queue",
+        state(queue="work.escalation", reason=QueueReason.ESCALATED),
+        "anna",
+        "work.escalation",
+        ClaimDecision(True, True, None, "anna"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "agent", "queue", "expected"), [c[1:] for c in CLAIMS], ids=[c[0] for c in CLAIMS]
+)
+def test_claim_decisions(case: CaseState, agent: str, queue: str, expected: ClaimDecision) -> None:
+    assert decide_claim(case, agent, queue) == expected
+
+
+def test_an_escalation_moves_only_an_unclaimed_open_case_still_in_the_escalated_queue() -> None:
+    assert decide_escalation(state(), Q) is EscalationOutcome.APPLIED
+    assert decide_escalation(state(), None) is EscalationOutcome.APPLIED
+    assert decide_escalation(state(agent="anna"), Q) is EscalationOutcome.ALREADY_CLAIMED
+    assert decide_escalation(state(status=CaseStatus.CLOSED), Q) is EscalationOutcome.CLOSED
+    moved = state(queue="work.central", reason=QueueReason.TRANSFERRED)
+    assert decide_escalation(moved, Q) is EscalationOutcome.MOVED
+
+
+WEB = EarlierContact("web", "contactformulier", "sub-1", on_this_case=True)
+MAIL_OTHER_CASE = EarlierContact("email", "info@gemeente.nl", "<m1@x>", on_this_case=False)
+MAIL_THIS_CASE = EarlierContact("email", "vergunning@gemeente.nl", "<m2@x>", on_this_case=True)
+PHONE = EarlierContact("phone", "14020", "call-1", on_this_case=True)
+OUT = ("email", "web")
+
+
+def test_the_answer_goes_to_the_channel_of_the_last_contact_on_the_case() -> None:
+    route = choose_reply_route([WEB, MAIL_OTHER_CASE], OUT)
+    assert route == ReplyRoute("web", "contactformulier", "sub-1")
+
+
+def test_the_answer_leaves_from_the_entry_point_of_the_contact_on_this_case_first() -> None:
+    route = choose_reply_route([MAIL_OTHER_CASE, MAIL_THIS_CASE], OUT, channel="email")
+    assert route == ReplyRoute("email", "vergunning@gemeente.nl", "<m2@x>")
+
+
+def test_a_channel_that_cannot_send_falls_back_to_the_preferred_one() -> None:
+    route = choose_reply_route([PHONE, MAIL_OTHER_CASE], OUT, preferred_channel="email")
+    assert route == ReplyRoute("email", "info@gemeente.nl", "<m1@x>")
+
+
+def test_a_channel_that_cannot_send_is_refused_when_asked_for() -> None:
+    with pytest.raises(NoReplyRoute, match="outbound"):
+        choose_reply_route([PHONE], OUT, channel="phone")
+
+
+def test_a_channel_the_customer_never_used_needs_an_entry_point() -> None:
+    with pytest.raises(NoReplyRoute, match="entry_point"):
+        choose_reply_route([WEB], OUT, channel="email")
+    route = choose_reply_route([WEB], OUT, channel="email", entry_point="info@gemeente.nl")
+    assert route == ReplyRoute("email", "info@gemeente.nl", None)
+
+
+def test_no_channel_that_can_send_is_refused() -> None:
+    with pytest.raises(NoReplyRoute, match="name a channel"):
+        choose_reply_route([PHONE], OUT)

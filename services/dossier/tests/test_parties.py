@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from kanaal.common.contract import Party, PartyIdentifiers
 from kanaal.dossier.parties import (
     IdentifierType,
@@ -168,3 +170,152 @@ def test_a_known_name_is_kept_and_a_missing_one_filled_in() -> None:
     unnamed = known(emails=("b@x.nl",), name=None)
     assert resolve_party(claims(email="a@x.nl", name="New"), [named]).set_name is None
     assert resolve_party(claims(email="b@x.nl", name="New"), [unnamed]).set_name == "New"
+
+
+# -- the table: who is this customer? ---------------------------------------------------------
+
+KVK_A = "12345678"
+KVK_B = "87654321"
+PHONE_1 = "+31612345678"
+PHONE_2 = "+31687654321"
+
+#: Known parties, by name. Older parties have a higher age.
+KNOWN = {
+    "jan": {"bsn": BSN_A, "emails": ("jan@x.nl",), "phones": (PHONE_1,), "age": 9},
+    "piet": {"bsn": BSN_B, "emails": ("piet@x.nl",), "age": 8},
+    "gezin": {"emails": ("gezin@x.nl",), "phones": (PHONE_2,), "age": 7},
+    "bakkerij": {"kvk": KVK_A, "emails": ("info@bakkerij.nl",), "age": 6},
+    "anoniem": {"phones": ("+31201234567",), "name": None, "age": 5},
+    "marie": {"emails": ("marie@x.nl",), "age": 4},
+}
+
+IDENTITY_CASES = [
+    # (description, candidates, claims, expected party name or "new", matched on)
+    ("nothing known yet", [], {"email": "nieuw@x.nl"}, "new", "new"),
+    ("same BSN", ["jan"], {"bsn": BSN_A}, "jan", "bsn"),
+    ("same BSN, new e-mail address", ["jan"], {"bsn": BSN_A, "email": "jan2@x.nl"}, "jan", "bsn"),
+    (
+        "same BSN beats an older e-mail match",
+        ["jan", "marie"],
+        {"bsn": BSN_A, "email": "marie@x.nl"},
+        "jan",
+        "bsn",
+    ),
+    ("same KvK number", ["bakkerij"], {"kvk": KVK_A}, "bakkerij", "kvk_nummer"),
+    ("same e-mail address", ["marie"], {"email": "marie@x.nl"}, "marie", "email"),
+    ("same e-mail address, other case", ["marie"], {"email": "Marie@X.NL"}, "marie", "email"),
+    (
+        "same e-mail, no BSN yet: learns the BSN",
+        ["marie"],
+        {"email": "marie@x.nl", "bsn": BSN_A},
+        "marie",
+        "email",
+    ),
+    (
+        "TRAP: same e-mail, different BSN",
+        ["piet"],
+        {"email": "piet@x.nl", "bsn": BSN_A},
+        "new",
+        "new",
+    ),
+    (
+        "TRAP: shared family mailbox, different BSN",
+        ["jan"],
+        {"email": "jan@x.nl", "bsn": BSN_B},
+        "new",
+        "new",
+    ),
+    (
+        "TRAP: same e-mail, different KvK number",
+        ["bakkerij"],
+        {"email": "info@bakkerij.nl", "kvk": KVK_B},
+        "new",
+        "new",
+    ),
+    ("same phone, no e-mail on the contact", ["gezin"], {"phone": PHONE_2}, "gezin", "phone"),
+    ("same phone, written nationally", ["gezin"], {"phone": "06 87654321"}, "gezin", "phone"),
+    (
+        "TRAP: same phone, different e-mail",
+        ["gezin"],
+        {"phone": PHONE_2, "email": "kind@x.nl"},
+        "new",
+        "new",
+    ),
+    ("TRAP: same phone, different BSN", ["jan"], {"phone": PHONE_1, "bsn": BSN_B}, "new", "new"),
+    (
+        "same phone, party without e-mail: joins",
+        ["anoniem"],
+        {"phone": "020 123 4567", "email": "a@x.nl"},
+        "anoniem",
+        "phone",
+    ),
+    (
+        "same phone and same e-mail",
+        ["gezin"],
+        {"phone": PHONE_2, "email": "gezin@x.nl"},
+        "gezin",
+        "email",
+    ),
+    (
+        "e-mail wins over phone of another party",
+        ["gezin", "marie"],
+        {"email": "marie@x.nl", "phone": PHONE_2},
+        "marie",
+        "email",
+    ),
+    (
+        "BSN beats phone of another party",
+        ["gezin", "jan"],
+        {"bsn": BSN_A, "phone": PHONE_2},
+        "jan",
+        "bsn",
+    ),
+    (
+        "unknown BSN, known e-mail of a BSN-less party",
+        ["gezin"],
+        {"bsn": BSN_B, "email": "gezin@x.nl"},
+        "gezin",
+        "email",
+    ),
+    (
+        "unknown e-mail and phone",
+        ["jan", "gezin"],
+        {"email": "nieuw@x.nl", "phone": "+31611111111"},
+        "new",
+        "new",
+    ),
+    ("a name alone recognises nobody", ["jan"], {"name": "Jan"}, "new", "new"),
+    (
+        "TRAP: phone shared with a BSN party, different e-mail, no BSN",
+        ["jan"],
+        {"phone": PHONE_1, "email": "buurman@x.nl"},
+        "new",
+        "new",
+    ),
+    ("same phone only, BSN party with e-mail: joins", ["jan"], {"phone": PHONE_1}, "jan", "phone"),
+    (
+        "KvK company and BSN person stay apart",
+        ["bakkerij"],
+        {"bsn": BSN_A, "email": "eigenaar@x.nl"},
+        "new",
+        "new",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "facts", "expected", "matched_on"),
+    [case[1:] for case in IDENTITY_CASES],
+    ids=[case[0] for case in IDENTITY_CASES],
+)
+def test_identity_resolution(
+    candidates: list[str], facts: dict[str, str], expected: str, matched_on: str
+) -> None:
+    parties = {name: known(**KNOWN[name]) for name in candidates}  # type: ignore[arg-type]
+    result = resolve_party(claims(**facts), parties.values())
+    found = next((n for n, p in parties.items() if p.id == result.party_id), "new")
+    assert (found, result.matched_on) == (expected, matched_on)
+
+
+def test_the_identity_table_has_at_least_twenty_cases() -> None:
+    assert len(IDENTITY_CASES) >= 20

@@ -886,7 +886,7 @@ class DossierStore:
             .where(DigitalAddressRow.party_id == party.id)
             .order_by(DigitalAddressRow.id.desc())
         )
-        stored = dict(addresses.tuples().all())
+        stored = {str(kind): str(value) for kind, value in addresses.all()}
         email = said.get("email") or stored.get(AddressKind.EMAIL.value)
         phone = said.get("phone") or stored.get(AddressKind.PHONE.value)
         return Party(name=party.name, email=email, phone=phone)
