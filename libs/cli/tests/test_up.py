@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_every_installed_service_is_found() -> None:
     names = {s.name for s in installed_services()}
-    assert names == {"web", "phone", "counter", "dossier", "email", "router", "sms"}
+    assert names >= {"web", "phone", "counter", "dossier", "email", "router", "sms"}
 
 
 def test_the_kanaal_command_gathers_contributed_subcommands() -> None:
