@@ -15,11 +15,13 @@ from kanaal.common.topology import (
     DEFAULT_DELIVERY_LIMIT,
     EVENTS,
     EXCHANGES,
+    HOLD_SECONDS,
     OUTBOUND,
     WORK,
     Event,
     Topology,
     apply,
+    hold_queue,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -192,8 +194,55 @@ def test_empty_config_files_give_the_minimal_topology(tmp_path: Path) -> None:
         "dossier.intake",
         "dossier.events",
         "router.intake",
+        "router.timers",
+        "router.events",
+        *(f"router.hold.{s}s" for s in HOLD_SECONDS),
         "work.central",
+        "work.central.urgent",
         "work.escalation",
+        "work.escalation.urgent",
+    }
+
+
+def test_every_work_queue_in_the_config_has_an_urgent_partner_bound_to_its_own_key() -> None:
+    topology = load_topology(CONFIG_DIR)
+    work = [q for q in topology.queues if q.name.startswith("work.")]
+    normal = {q.name for q in work if not q.name.endswith(".urgent")}
+    assert {q.name for q in work} == normal | {f"{name}.urgent" for name in normal}
+    assert topology.queue("work.subject.parkeren.urgent").bindings == (
+        (WORK, "work.subject.parkeren.urgent"),
+    )
+
+
+def test_rule_targets_and_escalation_queues_in_routing_yaml_are_declared(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        "strategy: group\n"
+        "rules:\n"
+        "  - {name: a, target: work.skill.parkeren, escalation: [{queue: work.skill.lead}]}\n"
+        "  - {name: b, target: 42}\n"
+        "escalation: [{queue: work.location.noord}]\n",
+    )
+    names = {queue.name for queue in load_topology(tmp_path).queues}
+    assert {
+        "work.skill.parkeren",
+        "work.skill.lead",
+        "work.location.noord",
+        "work.group.ondernemers",
+        "work.group.inwoners",
+    } <= names
+
+
+def test_a_holding_queue_expires_its_messages_into_router_timers() -> None:
+    hold = hold_queue(30)
+    assert hold.name == "router.hold.30s"
+    assert hold.arguments == {
+        "x-queue-type": "quorum",
+        "x-message-ttl": 30_000,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "router.timers",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
     }
 
 

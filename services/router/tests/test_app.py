@@ -21,12 +21,13 @@ WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def router(rabbit_vhost: RabbitVhost) -> AsyncIterator[None]:
+async def router(rabbit_vhost: RabbitVhost, tmp_path: Path) -> AsyncIterator[None]:
     """The router app running (topology applied, consuming) on a fresh vhost."""
     settings = RouterSettings(
         amqp_url=SecretStr(rabbit_vhost.url),
         config_dir=REPO_ROOT / "deploy" / "config",
         retry_delay=0.1,
+        router_state_path=tmp_path / "router-state.db",
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

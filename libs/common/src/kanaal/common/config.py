@@ -6,6 +6,7 @@ service (validated by that service with :func:`load_section`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
@@ -19,9 +20,8 @@ CHANNELS_FILE: Final = "channels.yaml"
 ROUTING_FILE: Final = "routing.yaml"
 AGENTS_FILE: Final = "agents.yaml"
 
-WorkQueueName = Annotated[
-    str, StringConstraints(pattern=r"^work\.(central|escalation|[a-z]+\.[a-z0-9][a-z0-9_-]*)$")
-]
+WORK_QUEUE_PATTERN: Final = r"^work\.(central|escalation|[a-z]+\.[a-z0-9][a-z0-9_-]*)$"
+WorkQueueName = Annotated[str, StringConstraints(pattern=WORK_QUEUE_PATTERN)]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -90,7 +90,13 @@ class ChannelsConfig(BaseModel):
 
 
 class WorkQueuesConfig(BaseModel):
-    """The work queues routing.yaml declares; the router validates the rules itself."""
+    """The work queues routing.yaml uses; the router validates the rules themselves.
+
+    The queues to declare are derived: `queues` (the strategy's queues), `default`, every
+    rule's `target`, every escalation step's `queue` and, for the `group` strategy,
+    `work.group.<name>` of every group. Anything malformed here is skipped; the router
+    (and `kanaal rules check`) reports it with its line.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -98,11 +104,41 @@ class WorkQueuesConfig(BaseModel):
     queues: list[WorkQueueName] = Field(default_factory=list)
     default: WorkQueueName = WORK_CENTRAL
 
+    @property
+    def work_queues(self) -> list[str]:
+        extra = self.model_extra or {}
+        found: list[Any] = [*self.queues, self.default]
+        found += _escalation_queues(extra.get("escalation"))
+        rules = extra.get("rules")
+        for rule in rules if isinstance(rules, list) else []:
+            if isinstance(rule, dict):
+                found.append(rule.get("target"))
+                found += _escalation_queues(rule.get("escalation"))
+        if self.strategy == "group":
+            groups = extra.get("groups")
+            names = (
+                [g.get("name") for g in groups if isinstance(g, dict)]
+                if isinstance(groups, list)
+                else ["ondernemers"]
+            )
+            names.append(extra.get("default_group", "inwoners"))
+            found += [f"work.group.{name}" for name in names if isinstance(name, str)]
+        return sorted({q for q in found if isinstance(q, str) and WORK_QUEUE_RE.match(q)})
+
+
+WORK_QUEUE_RE: Final = re.compile(WORK_QUEUE_PATTERN)
+
+
+def _escalation_queues(steps: Any) -> list[Any]:
+    if not isinstance(steps, list):
+        return []
+    return [s.get("queue") for s in steps if isinstance(s, dict)]
+
 
 def load_topology(config_dir: Path) -> Topology:
     """The whole topology for this deployment, from channels.yaml and routing.yaml."""
     channels = load_section(config_dir / CHANNELS_FILE, ChannelsConfig)
     routing = load_section(config_dir / ROUTING_FILE, WorkQueuesConfig)
     return Topology.build(
-        channels.outbound_channels, [*routing.queues, routing.default], channels.channels
+        channels.outbound_channels, routing.work_queues, channels.channels, router=True
     )

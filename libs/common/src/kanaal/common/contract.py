@@ -238,6 +238,12 @@ class WorkItem(Contract):
     priority: int = Field(0, ge=0, le=9)
     sla_due_at: UtcDatetime | None = None
     routed_at: UtcDatetime
+    escalation_step: int = Field(
+        0, ge=0, description="0 when first routed; n after the n-th escalation"
+    )
+    agent: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="the case's owning agent, who should get it first (sticky)"
+    )
 
 
 class DeliveryStatus(StrEnum):

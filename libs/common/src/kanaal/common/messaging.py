@@ -100,6 +100,29 @@ class Publisher:
             headers={SCHEMA_VERSION_HEADER: SCHEMA_VERSION, **(headers or {})},
         )
 
+    async def to_queue(
+        self,
+        payload: BaseModel | bytes,
+        *,
+        queue: str,
+        message_type: str,
+        message_id: uuid.UUID | str,
+    ) -> None:
+        """Publish straight to `queue` through the default exchange (timers, streams)."""
+        body = payload if isinstance(payload, bytes) else payload.model_dump_json().encode()
+        await self._broker.publish(
+            body,
+            queue=queue,
+            persist=True,
+            mandatory=True,
+            timeout=self._timeout,
+            content_type="application/json",
+            message_id=str(message_id),
+            message_type=message_type,
+            timestamp=datetime.now(UTC),
+            headers={SCHEMA_VERSION_HEADER: SCHEMA_VERSION},
+        )
+
     async def event(
         self,
         event: Event,

@@ -77,13 +77,20 @@ class Event(StrEnum):
 
 @dataclass(frozen=True)
 class Queue:
-    """A durable queue; quorum with a delivery limit and dead-lettering unless told otherwise."""
+    """A durable queue; quorum with a delivery limit and dead-lettering unless told otherwise.
+
+    `message_ttl_ms` and `dead_letter_to` make a holding queue: messages wait there for
+    the TTL and are then dead-lettered to `dead_letter_to` (exchange name, routing key;
+    `""` is the default exchange, which delivers to the queue named by the key).
+    """
 
     name: str
     queue_type: QueueType = QueueType.QUORUM
     delivery_limit: int | None = DEFAULT_DELIVERY_LIMIT
     dead_letter: bool = True
     bindings: tuple[tuple[Exchange, str], ...] = field(default_factory=tuple)
+    message_ttl_ms: int | None = None
+    dead_letter_to: tuple[str, str] | None = None
 
     @property
     def dead_letter_key(self) -> str:
@@ -94,9 +101,12 @@ class Queue:
         args: dict[str, Any] = {"x-queue-type": self.queue_type.value}
         if self.queue_type is QueueType.QUORUM and self.delivery_limit is not None:
             args["x-delivery-limit"] = self.delivery_limit
+        if self.message_ttl_ms is not None:
+            args["x-message-ttl"] = self.message_ttl_ms
         if self.dead_letter:
-            args["x-dead-letter-exchange"] = DEAD.name
-            args["x-dead-letter-routing-key"] = self.dead_letter_key
+            exchange, key = self.dead_letter_to or (DEAD.name, self.dead_letter_key)
+            args["x-dead-letter-exchange"] = exchange
+            args["x-dead-letter-routing-key"] = key
             if self.queue_type is QueueType.QUORUM:
                 # At-least-once dead-lettering: a message is never lost between the two queues.
                 args["x-dead-letter-strategy"] = "at-least-once"
@@ -173,6 +183,54 @@ def work_queue(name: str) -> Queue:
     return Queue(name, bindings=((WORK, name),))
 
 
+#: Suffix of a work queue's urgent partner. Quorum queues on RabbitMQ 3.10 have no
+#: priorities (`x-max-priority`), so urgent work waits in `work.<kind>.<name>.urgent`
+#: and whoever takes work takes from the urgent partner first.
+URGENT_SUFFIX: Final = ".urgent"
+
+
+def urgent_queue_name(name: str) -> str:
+    """`work.x.urgent`: the queue urgent items of work queue `work.x` wait in."""
+    return f"{name}{URGENT_SUFFIX}"
+
+
+# The router's SLA timers. A timer waits in a holding queue whose per-queue TTL is one
+# of HOLD_SECONDS, then RabbitMQ dead-letters it (at least once) to `router.timers`,
+# where the router checks it: escalate, or wait again. Timers live in the broker, so
+# they survive a router restart.
+ROUTER_TIMERS: Final = Queue("router.timers")
+HOLD_SECONDS: Final = (1, 5, 30, 300, 3600)
+
+
+def hold_queue(seconds: int) -> Queue:
+    """`router.hold.<seconds>s`: timers wait here `seconds`, then go to `router.timers`."""
+    return Queue(
+        f"router.hold.{seconds}s",
+        delivery_limit=None,
+        message_ttl_ms=seconds * 1000,
+        dead_letter_to=("", ROUTER_TIMERS.name),
+    )
+
+
+HOLD_QUEUES: Final = tuple(hold_queue(s) for s in HOLD_SECONDS)
+
+# What the router must remember across restarts (which work was routed, claimed,
+# escalated, closed) reaches it on `router.events`; it journals them in its own store.
+ROUTER_EVENTS: Final = Queue(
+    "router.events",
+    bindings=tuple(
+        (EVENTS, event.pattern())
+        for event in (
+            Event.CONTACT_ROUTED,
+            Event.CASE_CLAIMED,
+            Event.CASE_TRANSFERRED,
+            Event.CASE_ESCALATED,
+            Event.CASE_CLOSED,
+        )
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Topology:
     """Everything the suite declares, derived from the channels and the work queues in use."""
@@ -186,13 +244,23 @@ class Topology:
         outbound_channels: Iterable[str],
         work_queues: Iterable[str],
         channels: Iterable[str] = (),
+        *,
+        router: bool = False,
     ) -> Topology:
+        """The topology; with `router`, also the urgent partner of every work queue and
+        the router's timer, holding and state queues (what `load_topology` builds)."""
         primary = [DOSSIER_INTAKE, DOSSIER_EVENTS, ROUTER_INTAKE]
         primary += [outbound_queue(c) for c in sorted(set(outbound_channels))]
         names = set(work_queues) | {WORK_CENTRAL, WORK_ESCALATION}
-        primary += [work_queue(n) for n in sorted(names)]
+        for name in sorted(names):
+            primary.append(work_queue(name))
+            if router:
+                primary.append(work_queue(urgent_queue_name(name)))
+        if router:
+            primary += [ROUTER_TIMERS, ROUTER_EVENTS]
         rejected = [rejected_queue(c) for c in sorted(set(channels) | set(outbound_channels))]
-        return cls(EXCHANGES, (*(q for p in primary for q in (p, p.dead())), *rejected))
+        extra = HOLD_QUEUES if router else ()
+        return cls(EXCHANGES, (*(q for p in primary for q in (p, p.dead())), *rejected, *extra))
 
     def queue(self, name: str) -> Queue:
         for queue in self.queues:

@@ -1,33 +1,183 @@
-"""The router's shell: consume `router.intake`, decide, publish the work item and the event."""
+"""The router's shell: registered contacts become work items, expired SLAs escalations.
+
+Consumes `router.intake` (decide, publish the work item, its SLA timer and
+`contact.routed`), `router.timers` (an SLA passed: escalate unless the work was claimed)
+and `router.events` (what was routed, claimed, escalated, closed; journalled in SQLite
+so that it survives a restart). Reloads
+routing.yaml on SIGHUP and when the file changes, keeping the last good rules.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+import aio_pika
 from fastapi import FastAPI
-from pydantic import Field
+from faststream import AckPolicy
+from faststream.rabbit.annotations import RabbitMessage as Delivery
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import Field, ValidationError
 
-from kanaal.common.config import ROUTING_FILE
+from kanaal.common.config import ROUTING_FILE, ConfigError, load_topology
 from kanaal.common.contract import RegisteredContact, WorkItem
-from kanaal.common.messaging import Publisher, make_broker, subscribe
+from kanaal.common.logging import get_logger
+from kanaal.common.messaging import (
+    Publisher,
+    describe_validation_error,
+    make_broker,
+    raw_body,
+    subscribe,
+)
 from kanaal.common.service import broker_service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
-from kanaal.common.topology import ROUTER_INTAKE, WORK, Event
+from kanaal.common.topology import (
+    ROUTER_EVENTS,
+    ROUTER_INTAKE,
+    ROUTER_TIMERS,
+    WORK,
+    Event,
+    apply,
+    hold_queue,
+    urgent_queue_name,
+)
+from kanaal.router.escalation import EscalationTimer, WaitingWork, escalate, hold_seconds
+from kanaal.router.journal import Journal, apply_event
 from kanaal.router.rules import RoutingRules
+from kanaal.router.sla import due_at
+
+log = get_logger(__name__)
+
+ROUTED = Counter(
+    "kanaal_router_routed_total",
+    "Contacts routed, by deciding rule and work queue",
+    ["rule", "queue"],
+)
+DECISION_SECONDS = Histogram(
+    "kanaal_router_decision_seconds", "Time to decide one contact's queue (rate = decisions/s)"
+)
+ESCALATIONS = Counter(
+    "kanaal_router_escalations_total",
+    "Work escalated because its SLA passed unclaimed",
+    ["from_queue", "to_queue"],
+)
+RELOADS = Counter("kanaal_router_rule_reloads_total", "routing.yaml reloads that took effect")
+RELOAD_FAILURES = Counter(
+    "kanaal_router_rule_reload_failures_total",
+    "routing.yaml reloads refused (last good rules kept)",
+)
+QUEUE_DEPTH = Gauge("kanaal_router_queue_depth", "Messages in a work queue", ["queue"])
+OLDEST_AGE = Gauge(
+    "kanaal_router_oldest_waiting_seconds",
+    "Age of the oldest routed, unclaimed contact of a work queue (urgent partner included)",
+    ["queue"],
+)
+
+TIMER_TYPE = "router.timer"
 
 
 class RouterSettings(ServiceSettings):
     router_port: int = Field(SERVICE_PORTS["router"], description="router HTTP port")
+    router_reload_interval: float = Field(
+        2.0, ge=0, description="seconds between checks of routing.yaml for changes; 0 = off"
+    )
+    router_metrics_interval: float = Field(
+        5.0, gt=0, description="seconds between work-queue depth and age measurements"
+    )
+    router_state_path: Path = Field(
+        Path("var/router-state.db"),
+        description="SQLite file journalling routed, claimed, escalated and closed work",
+    )
+
+
+class RulesHolder:
+    """The rules in force; a reload that fails keeps them."""
+
+    def __init__(self, path: Path, declare: Callable[[], Awaitable[None]]) -> None:
+        self.path = path
+        self.rules = RoutingRules.load(path)  # refuses to start on a bad file
+        self._declare = declare
+        self._stamp = self._file_stamp()
+        self._lock = asyncio.Lock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def changed(self) -> bool:
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True
+
+    async def reload(self) -> bool:
+        async with self._lock:
+            try:
+                rules = RoutingRules.load(self.path)
+                if rules.queues - self.rules.queues:
+                    await self._declare()
+            except (ConfigError, OSError, aio_pika.exceptions.AMQPError) as exc:
+                RELOAD_FAILURES.inc()
+                problems = exc.problems if isinstance(exc, ConfigError) else [type(exc).__name__]
+                log.error(
+                    "routing.yaml reload failed; keeping the last good rules", problems=problems
+                )
+                return False
+            self.rules = rules
+            RELOADS.inc()
+            log.info(
+                "routing.yaml reloaded", rules=len(rules.config.rules), queues=len(rules.queues)
+            )
+            return True
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
-    rules = RoutingRules.load(settings.config_dir / ROUTING_FILE)
+    url = settings.amqp_url.get_secret_value()
+
+    async def declare() -> None:
+        await apply(url, load_topology(settings.config_dir))
+
+    holder = RulesHolder(settings.config_dir / ROUTING_FILE, declare)
     broker = make_broker(settings, "router")
     publisher = Publisher(broker, settings.publish_timeout)
+    waiting = WaitingWork()
+    caught_up = asyncio.Event()
+    journal = Journal(settings.router_state_path)
+
+    async def publish_work(item: WorkItem, urgent: bool) -> None:
+        await publisher.publish(
+            item,
+            exchange=WORK,
+            routing_key=urgent_queue_name(item.queue) if urgent else item.queue,
+            message_type=Event.WORK_ITEM,
+            message_id=item.contact_id,
+        )
+
+    async def schedule(timer: EscalationTimer) -> None:
+        remaining = (timer.due_at - datetime.now(UTC)).total_seconds()
+        await publisher.to_queue(
+            timer,
+            queue=hold_queue(hold_seconds(remaining)).name,
+            message_type=TIMER_TYPE,
+            message_id=timer.timer_id,
+        )
 
     async def route(registered: RegisteredContact) -> None:
-        decision = rules.decide(registered)
+        rules = holder.rules
+        with DECISION_SECONDS.time():
+            decision = rules.decide(registered)
         contact = registered.contact
+        now = datetime.now(UTC)
+        due = due_at(now, decision.sla, rules.config.calendar) if decision.sla else None
         item = WorkItem(
             contact_id=contact.id,
             case_ref=registered.case_ref,
@@ -38,17 +188,49 @@ def create_app(settings: RouterSettings) -> FastAPI:
             queue=decision.queue,
             rule=decision.rule,
             priority=decision.priority,
-            routed_at=datetime.now(UTC),
+            sla_due_at=due,
+            routed_at=now,
+            agent=decision.agent,
         )
-        await publisher.publish(
-            item,
-            exchange=WORK,
-            routing_key=decision.queue,
-            message_type=Event.WORK_ITEM,
-            message_id=contact.id,
-        )
+        effects = [
+            publish_work(item, decision.urgent),
+            publisher.event(
+                Event.CONTACT_ROUTED, item, message_id=contact.id, channel=contact.channel
+            ),
+        ]
+        if due is not None and decision.escalation:
+            effects.append(
+                schedule(EscalationTimer(item=item, due_at=due, steps=list(decision.escalation)))
+            )
+        await asyncio.gather(*effects)
+        ROUTED.labels(decision.rule, decision.queue).inc()
+
+    async def fire(timer: EscalationTimer) -> None:
+        # Until the state stream is read to its end, a claim could be unknown here.
+        await caught_up.wait()
+        if waiting.is_settled(timer.item):
+            return
+        now = datetime.now(UTC)
+        if now < timer.due_at:
+            await schedule(timer)
+            return
+        rules = holder.rules
+        outcome = escalate(timer, now, rules.config.calendar)
+        await publish_work(outcome.item, outcome.item.priority >= rules.config.urgent_priority)
+        if outcome.next_timer is not None:
+            await schedule(outcome.next_timer)
         await publisher.event(
-            Event.CONTACT_ROUTED, item, message_id=contact.id, channel=contact.channel
+            Event.CASE_ESCALATED,
+            outcome.event,
+            message_id=f"{timer.item.contact_id}:escalated:{outcome.item.escalation_step}",
+        )
+        waiting.case_event(outcome.event)
+        ESCALATIONS.labels(timer.item.queue, outcome.item.queue).inc()
+        log.info(
+            "escalated",
+            contact_id=str(timer.item.contact_id),
+            from_queue=timer.item.queue,
+            to_queue=outcome.item.queue,
         )
 
     subscribe(
@@ -60,4 +242,119 @@ def create_app(settings: RouterSettings) -> FastAPI:
         retry_delay=settings.retry_delay,
         description="Registered contacts; each becomes one work item and a contact.routed event.",
     )
-    return broker_service_app("router", settings, broker)
+    subscribe(
+        broker,
+        ROUTER_TIMERS,
+        model=EscalationTimer,
+        effect=fire,
+        publisher=publisher,
+        retry_delay=settings.retry_delay,
+        description="SLA timers back from their holding queue: escalate unless claimed.",
+    )
+
+    async def record(message: Delivery) -> None:
+        """Journal one event from `router.events`, fold it into `waiting`, then ack."""
+        await caught_up.wait()
+        raw = message.raw_message
+        try:
+            journal.append(raw.type or "", raw.body)
+            apply_event(waiting, raw.type or "", raw.body)
+        except ValidationError as exc:
+            await publisher.dead_letter(message, ROUTER_EVENTS, describe_validation_error(exc))
+        await message.ack()
+
+    broker.subscriber(
+        ROUTER_EVENTS.rabbit(),
+        ROUTER_EVENTS.bindings[0][0].rabbit(),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=raw_body,
+        title=f"{ROUTER_EVENTS.name}:consume",
+        description="Routed, claimed, transferred, escalated and closed work, for SLA timers.",
+    )(record)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        connection = await aio_pika.connect_robust(url, timeout=10)
+        tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+
+        def reload_now() -> None:
+            task = asyncio.create_task(_reload(holder))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        try:
+            await asyncio.to_thread(journal.replay, waiting)
+            caught_up.set()
+            tasks.add(asyncio.create_task(watch_rules(holder, settings.router_reload_interval)))
+            tasks.add(
+                asyncio.create_task(
+                    measure_queues(connection, holder, waiting, settings.router_metrics_interval)
+                )
+            )
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGHUP, reload_now)
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await connection.close()
+            journal.close()
+
+    async def state_ready() -> bool:
+        return caught_up.is_set()
+
+    return broker_service_app(
+        "router", settings, broker, checks={"state": state_ready}, lifespan=lifespan
+    )
+
+
+async def _reload(holder: RulesHolder) -> None:
+    await holder.reload()
+
+
+async def watch_rules(holder: RulesHolder, interval: float) -> None:
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        if holder.changed():
+            await holder.reload()
+
+
+async def measure_queues(
+    connection: aio_pika.abc.AbstractRobustConnection,
+    holder: RulesHolder,
+    waiting: WaitingWork,
+    interval: float,
+) -> None:
+    """Depth of every work queue (from the broker) and age of its oldest waiting contact."""
+    while True:
+        try:
+            await _measure(connection, holder, waiting)
+        except (aio_pika.exceptions.AMQPError, OSError, RuntimeError):
+            log.warning("measuring the work queues failed; trying again")
+        await asyncio.sleep(interval)
+
+
+async def _measure(
+    connection: aio_pika.abc.AbstractRobustConnection, holder: RulesHolder, waiting: WaitingWork
+) -> None:
+    channel = await connection.channel()
+    try:
+        ages = waiting.oldest(datetime.now(UTC))
+        for name in sorted(holder.rules.queues):
+            OLDEST_AGE.labels(name).set(ages[name].total_seconds() if name in ages else 0.0)
+            for queue_name in (name, urgent_queue_name(name)):
+                try:
+                    declared = await channel.declare_queue(queue_name, passive=True)
+                except aio_pika.exceptions.ChannelClosed:
+                    channel = await connection.channel()
+                    continue
+                QUEUE_DEPTH.labels(queue_name).set(declared.declaration_result.message_count or 0)
+    finally:
+        if not channel.is_closed:
+            await channel.close()

@@ -1,0 +1,58 @@
+"""The router's memory of work events, in a SQLite file, so SLA timers survive restarts.
+
+Every event from `router.events` is appended before it is acked; at start the journal
+is replayed into a :class:`WaitingWork`. Events older than the retention are dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Final
+
+from kanaal.common.contract import CaseEvent, WorkItem
+from kanaal.common.topology import Event
+from kanaal.router.escalation import WaitingWork
+
+RETENTION_SECONDS: Final = 30 * 86_400
+
+
+def apply_event(waiting: WaitingWork, kind: str, body: bytes) -> None:
+    """Fold one event into `waiting`; raises pydantic's ValidationError on a bad body."""
+    if kind == Event.CONTACT_ROUTED:
+        waiting.routed(WorkItem.model_validate_json(body))
+    elif kind.startswith("case."):
+        waiting.case_event(CaseEvent.model_validate_json(body))
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # A process crash loses nothing committed with NORMAL; only power loss could.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS events "
+            "(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, body BLOB NOT NULL, at REAL NOT NULL)"
+        )
+
+    def append(self, kind: str, body: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO events (kind, body, at) VALUES (?, ?, ?)", (kind, body, time.time())
+        )
+
+    def replay(self, waiting: WaitingWork) -> int:
+        self._db.execute("DELETE FROM events WHERE at < ?", (time.time() - RETENTION_SECONDS,))
+        count = 0
+        for kind, body in self._db.execute("SELECT kind, body FROM events ORDER BY seq"):
+            try:
+                apply_event(waiting, kind, body)
+            except ValueError:
+                continue
+            count += 1
+        return count
+
+    def close(self) -> None:
+        self._db.close()
