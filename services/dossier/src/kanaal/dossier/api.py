@@ -142,7 +142,7 @@ def api_router(
     ) -> list[PartySummary]:
         if not (email or phone or bsn):
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, "search by email, phone or bsn"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "search by email, phone or bsn"
             )
         if bsn and not caller.may(Permission.READ_BSN):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this role may not search by BSN")
@@ -150,7 +150,7 @@ def api_router(
             phone = normalise_phone(phone) if phone else None
             bsn = normalise_bsn(bsn) if bsn else None
         except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         return await store.find_parties(email=email, phone=phone, bsn=bsn)
 
     @router.get("/parties/{party_id}", summary="The uniform customer view")
@@ -213,7 +213,7 @@ def api_router(
     async def transfer(ref: CaseRefPath, body: TransferRequest, caller: Worker) -> CaseChanged:
         if body.queue not in known_queues:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"unknown work queue {body.queue!r}; known: {', '.join(sorted(known_queues))}",
             )
         return await _guarded(store.transfer(ref, actor(caller), body.queue, body.reason))
@@ -227,7 +227,7 @@ def api_router(
         ref: CaseRefPath, caller: Supervisor, body: Annotated[AssignRequest, Body()]
     ) -> CaseChanged:
         if known_agents and body.agent not in known_agents:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown agent")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown agent")
         return await _guarded(store.assign(ref, actor(caller), body.agent))
 
     @router.get(
@@ -263,4 +263,4 @@ async def _guarded(operation: Awaitable[T]) -> T:
             status.HTTP_409_CONFLICT, {"reason": exc.reason, "detail": exc.detail}
         ) from exc
     except Unprocessable as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
