@@ -171,3 +171,16 @@ async def test_an_inbound_contact_on_the_outbound_queue_is_dead_lettered_not_sen
     (dead,) = await rabbit_vhost.wait_for("dead.outbound.email", 1, timeout=WAIT)
     assert "not an outbound email contact" in str(dead.headers[DEAD_REASON_HEADER])
     assert sent == []
+
+
+async def test_accept_answers_503_with_retry_after_when_the_broker_does_not_have_it() -> None:
+    from fastapi import HTTPException
+
+    adapter = ChannelAdapter(
+        "web", ServiceSettings(amqp_url=SecretStr("amqp://guest:guest@127.0.0.1:1/"))
+    )
+    contact = ContactMessage.new(channel="web", entry_point="form", source_ref="1")
+    with pytest.raises(HTTPException) as refused:
+        await adapter.accept(contact)
+    assert refused.value.status_code == 503
+    assert refused.value.headers == {"Retry-After": "30"}

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, status
 from faststream.rabbit import RabbitBroker
 
 from kanaal.common.contract import (
@@ -62,6 +62,22 @@ class ChannelAdapter:
             Event.CONTACT_RECEIVED, contact, message_id=contact.id, channel=self.channel
         )
         log.info("contact received", contact_id=str(contact.id), entry_point=contact.entry_point)
+
+    async def accept(self, contact: ContactMessage) -> None:
+        """`receive` for an HTTP endpoint: a broker that does not confirm becomes a 503.
+
+        The caller (a website, a PBX, a gateway) is told to retry, with `Retry-After`; it
+        never gets a 2xx for a contact the broker does not have.
+        """
+        try:
+            await self.receive(contact)
+        except Exception as exc:
+            log.exception("publishing failed", contact_id=str(contact.id))
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "not accepted right now; please try again shortly",
+                headers={"Retry-After": "30"},
+            ) from exc
 
     async def reject(
         self,

@@ -79,7 +79,7 @@ def create_app(settings: SmsSettings) -> FastAPI:
             ) from exc
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        await adapter.receive(contact)
+        await adapter.accept(contact)
         return {"contact_id": str(contact.id)}
 
     return app

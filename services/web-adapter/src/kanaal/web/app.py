@@ -108,15 +108,7 @@ def create_app(settings: WebSettings) -> FastAPI:
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 [{"loc": ["body", "subject"], "msg": str(exc), "type": "value_error"}],
             ) from exc
-        try:
-            await adapter.receive(contact)
-        except Exception as exc:
-            log.exception("publishing failed", contact_id=str(contact.id))
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the message could not be accepted right now; please try again shortly",
-                headers={"Retry-After": "30"},
-            ) from exc
+        await adapter.accept(contact)
         return Accepted(
             contact_id=contact.id,
             case_ref=await wait_for_case_ref(contact.id),
