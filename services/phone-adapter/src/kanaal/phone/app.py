@@ -27,7 +27,13 @@ from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.phone.call import fold, is_due, to_contact
 from kanaal.phone.callbacks import CallbackRequest, UnknownSubject, callback_contact
 from kanaal.phone.config import PhoneChannelConfig, secret_from_env
-from kanaal.phone.cti import MalformedEvent, parse_body, parse_event, signature_matches
+from kanaal.phone.cti import (
+    MalformedEvent,
+    openapi_body,
+    parse_body,
+    parse_event,
+    signature_matches,
+)
 from kanaal.phone.store import CallStore, create_engine
 
 log = get_logger(__name__)
@@ -149,6 +155,7 @@ def create_app(settings: PhoneSettings, clock: Clock = lambda: datetime.now(UTC)
         response_model=CtiAnswer,
         summary="A call event from the telephone exchange (Generic CTI)",
         responses={401: {"description": "unknown token or bad signature"}, 422: {}},
+        openapi_extra={"requestBody": openapi_body()},
     )
     async def cti_event(
         token: str,

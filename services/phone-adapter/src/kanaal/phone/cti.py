@@ -97,6 +97,34 @@ class CallEvent:
         return cls(**data)
 
 
+def openapi_body() -> dict[str, Any]:
+    """The webhook's fields for the OpenAPI document (the handler reads the raw body itself)."""
+    text = {"type": "string", "maxLength": MAX_FIELD_CHARS}
+    schema = {
+        "type": "object",
+        "required": ["event", "callId"],
+        "properties": {
+            "event": {"type": "string", "enum": [k.value for k in EventKind]},
+            "callId": text,
+            "from": {**text, "description": "the caller (inbound) or our side (outbound)"},
+            "to": {**text, "description": "the dialled number (inbound) or the citizen"},
+            "direction": {"type": "string", "enum": [d.value for d in CallDirection]},
+            "user": {"type": "array", "items": text, "description": "also as user[]"},
+            "queue": {**text, "description": "the IVR choice (or the field cti.ivr_field names)"},
+            "answeringNumber": text,
+            "cause": {"type": "string", "enum": [c.value for c in HangupCause]},
+            "timestamp": {**text, "description": "ISO 8601 with zone, or Unix seconds"},
+        },
+    }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": schema},
+            "application/x-www-form-urlencoded": {"schema": schema},
+        },
+    }
+
+
 def parse_body(raw: bytes, content_type: str | None) -> dict[str, list[str]]:
     """The webhook's fields as lists of strings, from JSON or form encoding."""
     kind = (content_type or "").split(";")[0].strip().lower()

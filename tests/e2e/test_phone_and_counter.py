@@ -1,0 +1,137 @@
+"""A missed call and a counter visit travel the whole way: adapter → dossier → router → work queue.
+
+The services run as their own processes, as `kanaal up` runs them, against a throw-away
+vhost on the real RabbitMQ, with the repo's channels.yaml and a routing.yaml of the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from kanaal.common.contract import WorkItem, contact_id
+from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
+
+REPO = Path(__file__).resolve().parents[2]
+CTI_TOKEN = "cti-" + uuid.uuid4().hex
+KIOSK_TOKEN = "kiosk-" + uuid.uuid4().hex
+CALLER = "06 24681357"
+SECRETS_IN_LOGS = ("24681357", "+31624681357", "Gerrit Hofstede", "Hofstede")
+
+
+def config_dir(tmp_path: Path, strategy: str, queues: list[str]) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(REPO / "deploy/config", target)
+    channels = yaml.safe_load((target / "channels.yaml").read_text(encoding="utf-8"))
+    # The test runs at any hour: this office is open whenever it does.
+    channels["channels"]["counter"]["locations"]["stadhuis"]["opening_hours"] = None
+    (target / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
+    routing = {"strategy": strategy, "queues": queues, "rules": [], "default": "work.central"}
+    (target / "routing.yaml").write_text(yaml.safe_dump(routing), encoding="utf-8")
+    return target
+
+
+def run(
+    names: tuple[str, ...], vhost: RabbitVhost, tmp_path: Path, config: Path
+) -> Iterator[dict[str, RunningService]]:
+    ports = {name: free_port() for name in names}
+    env = {
+        "KANAAL_AMQP_URL": vhost.url,
+        "KANAAL_CONFIG_DIR": str(config),
+        "KANAAL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
+        "KANAAL_PHONE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'phone.db'}",
+        "KANAAL_COUNTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'counter.db'}",
+        "KANAAL_PHONE_HANGUP_SETTLE": "0",
+        "KANAAL_CTI_TOKEN": CTI_TOKEN,
+        "KANAAL_KIOSK_STADHUIS_TOKEN": KIOSK_TOKEN,
+        "KANAAL_RETRY_DELAY": "0.2",
+        "KANAAL_LOG_LEVEL": "DEBUG",
+        **{f"KANAAL_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
+    started: list[RunningService] = []
+    try:
+        for name in names:
+            started.append(start_service(name, f"kanaal.{name}", ports[name], env, tmp_path))
+        yield {s.name: s for s in started}
+    finally:
+        for service in started:
+            service.stop()
+
+
+def assert_no_personal_data_logged(services: dict[str, RunningService]) -> None:
+    for service in services.values():
+        assert service.stop() == 0, f"{service.name} did not stop cleanly"
+        log = service.log()
+        for secret in SECRETS_IN_LOGS:
+            assert secret not in log, f"{service.name} logged personal data ({secret!r})"
+
+
+@pytest.fixture
+def phone_suite(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[dict[str, RunningService]]:
+    config = config_dir(tmp_path, "subject", ["work.subject.parkeren"])
+    yield from run(("dossier", "router", "phone"), rabbit_vhost, tmp_path, config)
+
+
+async def test_a_missed_call_becomes_one_callback_work_item(
+    phone_suite: dict[str, RunningService], rabbit_vhost: RabbitVhost
+) -> None:
+    url = f"{phone_suite['phone'].url}/api/v1/cti/{CTI_TOKEN}"
+    call = {"callId": "e2e-call-1", "from": CALLER, "to": "14 020", "direction": "in"}
+    events = [
+        {"event": "newCall", "queue": "1", "user[]": ["Anna", "Bram"], **call},
+        {"event": "hangup", "cause": "noAnswer", **call},
+        {"event": "hangup", "cause": "noAnswer", **call},  # the exchange retried
+    ]
+    async with httpx.AsyncClient(timeout=10) as client:
+        for event in events:
+            answer = await client.post(url, data=event)
+            assert answer.status_code == 200, answer.text
+    assert answer.json() == {"status": "duplicate", "call": "published"}
+
+    items = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20, settle=2)
+    assert len(items) == 1, "one call is one work item, however often its events came"
+    item = WorkItem.model_validate_json(items[0].body)
+    assert item.contact_id == contact_id("phone", "14020", "e2e-call-1")
+    assert (item.channel, item.subject) == ("phone", "parkeren")
+    assert_no_personal_data_logged(phone_suite)
+
+
+@pytest.fixture
+def counter_suite(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[dict[str, RunningService]]:
+    router_rules = pytest.importorskip("kanaal.router.rules")
+    config = config_dir(tmp_path, "location", ["work.location.stadhuis"])
+    try:
+        router_rules.RoutingRules.load(config / "routing.yaml")
+    except Exception as exc:
+        pytest.skip(f"this router has no location strategy yet: {exc}")
+    yield from run(("dossier", "router", "counter"), rabbit_vhost, tmp_path, config)
+
+
+async def test_a_kiosk_check_in_lands_in_its_locations_work_queue(
+    counter_suite: dict[str, RunningService], rabbit_vhost: RabbitVhost
+) -> None:
+    body = {
+        "location": "stadhuis",
+        "subject": "paspoort",
+        "ticket": "E2E1",
+        "name": "Gerrit Hofstede",
+        "phone": CALLER,
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(
+            f"{counter_suite['counter'].url}/api/v1/visits",
+            json=body,
+            headers={"Authorization": f"Bearer {KIOSK_TOKEN}"},
+        )
+    assert answer.status_code == 201, answer.text
+    items = await rabbit_vhost.wait_for("work.location.stadhuis", 1, timeout=20)
+    item = WorkItem.model_validate_json(items[0].body)
+    assert str(item.contact_id) == answer.json()["contact_id"]
+    assert item.location == "stadhuis"
+    assert_no_personal_data_logged(counter_suite)
