@@ -73,7 +73,7 @@ def _delete_vhost(name: str) -> None:
     try:
         _management("DELETE", f"vhosts/{quote(name, safe='')}")
     except OSError:
-        _delete_vhost(name)
+        _rabbitmqctl("delete_vhost", name)
 
 
 @dataclass(frozen=True)
