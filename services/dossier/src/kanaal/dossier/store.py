@@ -162,7 +162,16 @@ class DossierStore:
         async with self.sessions.begin() as session:
             # All locks up front and in order: two replicas never wait on each other crosswise.
             await lock_for(await session.connection(), *keys)
+            seen = set(
+                await session.scalars(
+                    select(ContactRow.id).where(ContactRow.id.in_([c.id for c in contacts]))
+                )
+            )
             for contact in contacts:
+                if contact.id in seen:
+                    results.append(None)
+                    continue
+                seen.add(contact.id)
                 results.append(await self._register_in(session, contact))
         for contact, registered in zip(contacts, results, strict=True):
             if registered is None:
@@ -179,9 +188,7 @@ class DossierStore:
 
     async def _register_in(
         self, session: AsyncSession, contact: ContactMessage
-    ) -> RegisteredContact | None:
-        if await session.get(ContactRow, contact.id) is not None:
-            return None
+    ) -> RegisteredContact:
         claims = PartyClaims.from_party(contact.party)
         now = self._clock()
         case_row = await self._linked_case(session, contact)
@@ -190,7 +197,7 @@ class DossierStore:
             party = PartyChoice(case_row.party_id, "case")
         else:
             party = await self._resolve_party(session, claims)
-        await self._note_preferences(session, party.party_id, contact)
+        await self._note_preferences(session, party, contact)
         case_is_new = case_row is None
         if case_row is not None and case_row.status == CaseStatus.CLOSED.value:
             assert case_row.closed_at is not None
@@ -358,21 +365,23 @@ class DossierStore:
         return PartyChoice(party_id, resolution.matched_on)
 
     async def _note_preferences(
-        self, session: AsyncSession, party_id: uuid.UUID, contact: ContactMessage
+        self, session: AsyncSession, party: PartyChoice, contact: ContactMessage
     ) -> None:
         """A party's preferred channel and language: the first it used, until changed."""
         if contact.direction is not Direction.INBOUND:
             return
+        values: dict[str, Any]
+        if party.matched_on == "new":
+            values = {"preferred_channel": contact.channel, "language": contact.language}
+        else:
+            values = {
+                "preferred_channel": func.coalesce(PartyRow.preferred_channel, contact.channel),
+                "language": func.coalesce(PartyRow.language, contact.language),
+            }
         await session.execute(
             update(PartyRow)
-            .where(PartyRow.id == party_id, PartyRow.preferred_channel.is_(None))
-            .values(preferred_channel=contact.channel)
-            .execution_options(synchronize_session=False)
-        )
-        await session.execute(
-            update(PartyRow)
-            .where(PartyRow.id == party_id, PartyRow.language.is_(None))
-            .values(language=contact.language)
+            .where(PartyRow.id == party.party_id)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
 
