@@ -191,3 +191,16 @@ def test_mail_shaped_garbage_never_crashes_the_parser(headers: list[bytes], body
         return
     assert contact.id is not None
     assert "\x00" not in contact.text
+
+
+def test_a_folded_in_reply_to_with_our_message_id_still_finds_the_case() -> None:
+    contact_id = uuid.uuid4()
+    ours = outbound_message_id(contact_id, "K-2026-000042", "gemeente.example")
+    raw = (
+        f"From: a@example.org\r\nSubject: Re: iets\r\nMessage-ID:\r\n <reply-x@example.org>\r\n"
+        f"In-Reply-To:\r\n <{ours}>\r\n\r\nDank.\r\n"
+    ).encode()
+    contact = parse(raw).contact
+    assert contact.source_ref == "reply-x@example.org"
+    assert contact.in_reply_to == ours
+    assert contact.case_ref == "K-2026-000042"

@@ -15,7 +15,7 @@ from typing import Final
 
 PREFIX: Final = "kanaal"
 _OURS = re.compile(
-    rf"^{PREFIX}\.(?:(?P<case>K-\d{{4}}-\d{{6}})|none)\.(?P<id>[0-9a-f-]{{36}})@(?P<domain>[^@\s]+)$",
+    rf"^{PREFIX}\.(?:ack\.)?(?:(?P<case>K-\d{{4}}-\d{{6}})|none)\.(?P<id>[0-9a-f-]{{36}})@(?P<domain>[^@\s]+)$",
     re.IGNORECASE,
 )
 #: One msg-id (RFC 5322 section 3.6.4) in angle brackets, tolerant of what real mailers send.
@@ -32,6 +32,11 @@ class OwnMessageId:
 def outbound_message_id(contact_id: uuid.UUID, case_ref: str | None, domain: str) -> str:
     """The Message-ID (without angle brackets) of the mail for an outbound contact."""
     return f"{PREFIX}.{case_ref or 'none'}.{contact_id}@{domain.lower()}"
+
+
+def acknowledgement_message_id(contact_id: uuid.UUID, case_ref: str | None, domain: str) -> str:
+    """The Message-ID of the ontvangstbevestiging for an inbound contact."""
+    return f"{PREFIX}.ack.{case_ref or 'none'}.{contact_id}@{domain.lower()}"
 
 
 def own_message_id(value: str) -> OwnMessageId | None:

@@ -130,7 +130,7 @@ def parse_mail(
         raise Unparsable("the mail has no headers")
     if not any(n in headers.names for n in ("from", "message-id", "date", "subject", "to")):
         raise Unparsable("the mail has none of From, To, Subject, Date or Message-ID")
-    source_ref = _source_ref(headers.get("message-id"), raw)
+    source_ref = _source_ref(headers.ids("message-id"), raw)
     try:
         return _to_parsed(
             message, headers, raw, source_ref, mailbox, received_at, attachment_uri, limits
@@ -226,6 +226,10 @@ class _Headers:
             text = self._raw(name)
         return _CONTROL.sub("", text) if text is not None else None
 
+    def ids(self, name: str) -> str | None:
+        """A msg-id header as sent: the modern parser loses the `>` of a folded msg-id."""
+        return self._raw(name) if name in self.names else None
+
     def all(self, name: str) -> list[str]:
         values: list[str] = []
         try:
@@ -313,8 +317,8 @@ def _first_address(value: str | None) -> tuple[str, str]:
 def _thread(subject_line: str, headers: _Headers) -> tuple[str | None, str | None]:
     """case_ref from `[K-...]` in the subject or from our own Message-ID the mail answers;
     in_reply_to from In-Reply-To, else the last of References."""
-    replied = message_ids(headers.get("in-reply-to"))
-    references = message_ids(headers.get("references"))
+    replied = message_ids(headers.ids("in-reply-to"))
+    references = message_ids(headers.ids("references"))
     case_ref = None
     match = CASE_REF_IN_SUBJECT.search(subject_line)
     if match:
