@@ -78,7 +78,7 @@ def phone_suite(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[dict[str,
     yield from run(("dossier", "router", "phone"), rabbit_vhost, tmp_path, config)
 
 
-async def test_a_missed_call_becomes_one_callback_work_item(
+async def test_a_missed_call_and_an_answered_call_each_become_one_work_item(
     phone_suite: dict[str, RunningService], rabbit_vhost: RabbitVhost
 ) -> None:
     url = f"{phone_suite['phone'].url}/api/v1/cti/{CTI_TOKEN}"
@@ -94,10 +94,25 @@ async def test_a_missed_call_becomes_one_callback_work_item(
             assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "duplicate", "call": "published"}
 
-    items = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20, settle=2)
-    assert len(items) == 1, "one call is one work item, however often its events came"
-    item = WorkItem.model_validate_json(items[0].body)
-    assert item.contact_id == contact_id("phone", "14020", "e2e-call-1")
+    # An answered call whose events arrive out of order and twice.
+    answered = {"callId": "e2e-call-2", "from": CALLER, "to": "14020", "direction": "in"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for event in (
+            {"event": "answer", "user": "Anna", "queue": "1", **answered},
+            {"event": "newCall", "queue": "1", **answered},
+            {"event": "answer", "user": "Anna", "queue": "1", **answered},
+            {"event": "hangup", "cause": "normalClearing", **answered},
+        ):
+            assert (await client.post(url, json=event)).status_code == 200
+
+    items = await rabbit_vhost.wait_for("work.subject.parkeren", 2, timeout=20, settle=2)
+    assert len(items) == 2, "one call is one work item, however often its events came"
+    by_contact = {WorkItem.model_validate_json(m.body).contact_id: m for m in items}
+    assert set(by_contact) == {
+        contact_id("phone", "14020", "e2e-call-1"),
+        contact_id("phone", "14020", "e2e-call-2"),
+    }
+    item = WorkItem.model_validate_json(by_contact[contact_id("phone", "14020", "e2e-call-1")].body)
     assert (item.channel, item.subject) == ("phone", "parkeren")
     assert_no_personal_data_logged(phone_suite)
 

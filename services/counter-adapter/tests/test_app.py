@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -184,3 +185,50 @@ async def test_bad_check_ins_and_desk_events_get_422_naming_the_field(counter: C
     bad_desk = await counter.desk(visit_id, event="called", desk="99")
     assert bad_desk.status_code == 422
     assert (await counter.desk(visit_id, event="coffee")).status_code == 422
+
+
+def random_value(rng: random.Random) -> Any:
+    return rng.choice(
+        [
+            None,
+            rng.randint(-(10**12), 10**12),
+            True,
+            "",
+            "x" * rng.randint(0, 3000),
+            "".join(rng.choice("0123456789 +-abcA\u00e9\x00") for _ in range(rng.randint(0, 20))),
+            rng.choice(["stadhuis", "noord", "paspoort", "called", "served", "no_show", "1"]),
+            [1, "a"],
+            {"nested": True},
+        ]
+    )
+
+
+def mutated(rng: random.Random, base: dict[str, Any], extra: str) -> dict[str, Any]:
+    body = dict(base)
+    for name in rng.sample([*base, extra], rng.randint(0, 2)):
+        if rng.random() < 0.3:
+            body.pop(name, None)
+        else:
+            body[name] = random_value(rng)
+    return body
+
+
+async def test_random_requests_get_clear_answers_and_never_a_5xx(counter: Counter) -> None:
+    rng = random.Random(3)  # a fixed seed: the same requests on every run
+    visit_ids = [(await counter.check_in(ticket=f"F{n}")).json()["visit_id"] for n in range(5)]
+    seen: set[int] = set()
+    for n in range(120):
+        body = mutated(
+            rng, {"location": "stadhuis", "subject": "paspoort", "ticket": f"R{n}"}, "bsn"
+        )
+        answer = await counter.client.post(
+            "/api/v1/visits", json=body, headers={"Authorization": f"Bearer {KIOSK}"}
+        )
+        assert answer.status_code in (201, 403, 422), (body, answer.text)
+        event = mutated(
+            rng, {"event": rng.choice(["called", "served", "no_show"]), "desk": "1"}, "x"
+        )
+        answer = await counter.desk(rng.choice(visit_ids), **event)
+        assert answer.status_code in (200, 409, 422), (event, answer.text)
+        seen.add(answer.status_code)
+    assert seen == {200, 409, 422}, "the desk events should be accepted, conflicting and refused"

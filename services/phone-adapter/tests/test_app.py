@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -321,3 +322,61 @@ async def test_the_callback_api_needs_its_token(phone: Phone) -> None:
     assert (await callback(phone, body, token="wrong")).status_code == 401
     unauthenticated = await phone.client.post("/api/v1/callbacks", json=body)
     assert unauthenticated.status_code == 401
+
+
+def random_value(rng: random.Random) -> Any:
+    return rng.choice(
+        [
+            None,
+            rng.randint(-(10**12), 10**12),
+            rng.random(),
+            True,
+            "",
+            "x" * rng.randint(0, 3000),
+            "".join(rng.choice("0123456789 +-()abc\u00e9\x00") for _ in range(rng.randint(0, 20))),
+            rng.choice(["newCall", "answer", "hangup", "in", "out", "noAnswer", "14020"]),
+            [rng.choice(["Anna", 1, None])],
+            {"nested": [1, 2]},
+        ]
+    )
+
+
+def mutated(rng: random.Random, base: dict[str, Any], extra: str) -> dict[str, Any]:
+    """`base` with up to two fields changed to random values, dropped, or one added."""
+    body = dict(base)
+    for name in rng.sample([*base, extra], rng.randint(0, 2)):
+        if rng.random() < 0.3:
+            body.pop(name, None)
+        else:
+            body[name] = random_value(rng)
+    return body
+
+
+async def test_random_requests_get_clear_answers_and_never_a_5xx(phone: Phone) -> None:
+    rng = random.Random(4)  # a fixed seed: the same requests on every run
+    cti_base = {
+        "event": "newCall",
+        "callId": "fuzz",
+        "from": CALLER,
+        "to": "14020",
+        "direction": "in",
+        "user": ["Anna"],
+        "queue": "1",
+    }
+    callback_base = {"phone": CALLER, "subject": "parkeren", "request_id": "fuzz"}
+    seen: set[int] = set()
+    for n in range(150):
+        cti = mutated(rng, {**cti_base, "callId": f"fuzz-{n}"}, "cause")
+        answer = await phone.client.post(f"/api/v1/cti/{CTI_TOKEN}", json=cti)
+        assert answer.status_code in (200, 422), (cti, answer.text)
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+        kind = rng.choice(["application/json", "application/x-www-form-urlencoded", "text/x"])
+        answer = await phone.client.post(
+            f"/api/v1/cti/{CTI_TOKEN}", content=raw, headers={"content-type": kind}
+        )
+        assert answer.status_code in (200, 422), answer.text
+        body = mutated(rng, {**callback_base, "request_id": f"fuzz-{n}"}, "preferred_from")
+        answer = await callback(phone, body)
+        assert answer.status_code in (202, 422), (body, answer.text)
+        seen.add(answer.status_code)
+    assert seen == {202, 422}, "the requests should be both accepted and refused"
