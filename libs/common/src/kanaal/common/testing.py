@@ -217,7 +217,7 @@ def start_service(
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()[-8000:]}")
         try:
             with urllib.request.urlopen(f"{service.url}/readyz", timeout=2) as response:  # noqa: S310
                 if response.status == 200:
@@ -226,7 +226,7 @@ def start_service(
             pass
         time.sleep(0.2)
     service.stop()
-    raise RuntimeError(f"{name} not ready within {ready_timeout}s:\n{service.log()[-3000:]}")
+    raise RuntimeError(f"{name} not ready within {ready_timeout}s:\n{service.log()[-8000:]}")
 
 
 @pytest.fixture
