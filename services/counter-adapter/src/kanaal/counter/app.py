@@ -6,7 +6,6 @@ only its own location's visits.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, load_section
+from kanaal.common.locks import KeyedLocks
 from kanaal.common.logging import get_logger
 from kanaal.common.service import bearer_matches
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
@@ -97,7 +97,8 @@ def create_app(settings: CounterSettings, clock: Clock = lambda: datetime.now(UT
     engine = create_engine(settings.counter_database_url.get_secret_value())
     store = VisitStore(engine)
     adapter = ChannelAdapter("counter", settings)
-    moving = asyncio.Lock()
+    # One lock per visit: a visit's desk events take turns, other visits go on.
+    moving = KeyedLocks()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -175,7 +176,7 @@ def create_app(settings: CounterSettings, clock: Clock = lambda: datetime.now(UT
         token_location = _location_of(authorization, desk_tokens)
         if token_location is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a desk's bearer token is required")
-        async with moving:
+        async with moving.hold(str(visit_id)):
             visit = await store.get(visit_id)
             if visit is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such visit")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, load_section
+from kanaal.common.locks import KeyedLocks
 from kanaal.common.logging import get_logger
 from kanaal.common.service import bearer_matches
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
@@ -92,11 +93,12 @@ def create_app(settings: PhoneSettings, clock: Clock = lambda: datetime.now(UTC)
     adapter = ChannelAdapter("phone", settings)
     settle = timedelta(seconds=settings.phone_hangup_settle)
     timeout = timedelta(seconds=settings.phone_call_timeout)
-    publishing = asyncio.Lock()
+    # One lock per call: a call's events and the sweeper take turns, other calls go on.
+    locks = KeyedLocks()
 
     async def publish_if_due(call_id: str) -> bool:
         """Publish the call's contact when its outcome is known; True once it is out."""
-        async with publishing:
+        async with locks.hold(call_id):
             if await store.is_published(call_id):
                 return True
             call = fold(await store.events(call_id))
