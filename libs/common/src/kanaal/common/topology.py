@@ -214,14 +214,13 @@ def hold_queue(seconds: int) -> Queue:
 
 HOLD_QUEUES: Final = tuple(hold_queue(s) for s in HOLD_SECONDS)
 
-# What the router must remember across restarts (which work was routed, claimed,
+# What the router must remember across restarts (which work was claimed, transferred,
 # escalated, closed) reaches it on `router.events`; it journals them in its own store.
 ROUTER_EVENTS: Final = Queue(
     "router.events",
     bindings=tuple(
         (EVENTS, event.pattern())
         for event in (
-            Event.CONTACT_ROUTED,
             Event.CASE_CLAIMED,
             Event.CASE_TRANSFERRED,
             Event.CASE_ESCALATED,

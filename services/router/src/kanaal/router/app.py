@@ -2,8 +2,8 @@
 
 Consumes `router.intake` (decide, publish the work item, its SLA timer and
 `contact.routed`), `router.timers` (an SLA passed: escalate unless the work was claimed)
-and `router.events` (what was routed, claimed, escalated, closed; journalled in SQLite
-so that it survives a restart). Reloads
+and `router.events` (what was claimed, transferred, escalated, closed; journalled in
+SQLite with what the router routed, so that it survives a restart). Reloads
 routing.yaml on SIGHUP and when the file changes, keeping the last good rules.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -148,6 +149,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     holder = RulesHolder(settings.config_dir / ROUTING_FILE, declare)
     broker = make_broker(settings, "router")
+    # FastStream logs every delivery at INFO; at thousands a second that is the router's
+    # main cost. Its warnings and errors still show; the router logs what matters itself.
+    logging.getLogger("kanaal.router.broker").setLevel(logging.WARNING)
     publisher = Publisher(broker, settings.publish_timeout)
     waiting = WaitingWork()
     caught_up = asyncio.Event()
@@ -203,6 +207,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
                 schedule(EscalationTimer(item=item, due_at=due, steps=list(decision.escalation)))
             )
         await asyncio.gather(*effects)
+        # The router remembers what it routed itself (for the oldest-age metric).
+        journal.append(Event.CONTACT_ROUTED, item.model_dump_json().encode())
+        waiting.routed(item)
         ROUTED.labels(decision.rule, decision.queue).inc()
 
     async def fire(timer: EscalationTimer) -> None:

@@ -1,0 +1,223 @@
+"""Benchmark: the router against a raw aio-pika relay, same broker, same run, same contacts.
+
+The relay consumes a quorum queue (prefetch 100), parses the JSON, publishes it
+persistent with a confirm to another quorum queue and acks. The router does its whole
+job with a 50-rule file: decide, work item, SLA timer, contact.routed, ack. Both start
+on pre-filled queues. Prints both rates and their ratio; asserts nothing about speed.
+Size with KANAAL_BENCH_CONTACTS (default 2000; the issue's figure is for 20000):
+`KANAAL_BENCH_CONTACTS=20000 uv run pytest tests/bench/test_router_bench.py -s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from kanaal.common.config import load_topology
+from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact
+from kanaal.common.testing import RabbitVhost
+from kanaal.common.topology import apply
+from kanaal.router.app import RouterSettings, create_app
+from kanaal.router.rules import RoutingRules
+
+N = int(os.environ.get("KANAAL_BENCH_CONTACTS", "2000"))
+PREFETCH = 100
+REPO = Path(__file__).resolve().parents[2]
+SUBJECTS = [f"onderwerp-{i}" for i in range(20)]
+LOCATIONS = ["noord", "zuid", "oost", "west", "centrum"]
+
+
+def rule_file() -> dict[str, object]:
+    """50 rules of every condition type; most contacts fall through many of them."""
+    rules: list[dict[str, object]] = []
+    for i, subject in enumerate(SUBJECTS):
+        rules.append(
+            {
+                "name": f"telefoon-{subject}",
+                "when": {"channel": "phone", "subject": subject},
+                "target": f"work.skill.telefoon-{i}",
+                "sla": "30s",
+            }
+        )
+    for i, location in enumerate(LOCATIONS):
+        rules.append(
+            {
+                "name": f"balie-{location}",
+                "when": {"channel": "counter", "location": location},
+                "target": f"work.location.{location}",
+                "priority": i % 3,
+            }
+        )
+    for i in range(15):
+        rules.append(
+            {
+                "name": f"tekst-{i}",
+                "when": {"text": f"woord{i}|term{i}", "language": ["nl", "en"]},
+                "target": f"work.skill.tekst-{i}",
+                "sla": "4h",
+            }
+        )
+    rules += [
+        {"name": "ondernemers", "when": {"has_kvk": True}, "target": "work.group.ondernemers"},
+        {"name": "terugbellen", "when": {"channel_data": {"callback": True}},
+         "target": "work.skill.terugbellen"},
+        {"name": "spoed", "when": {"priority": {"min": 8}}, "target": "work.skill.spoed"},
+        {"name": "engels", "when": {"language": "en"}, "target": "work.skill.engels"},
+        {"name": "bekend", "when": {"known_party": True, "entry_point": {"regex": "^vip"}},
+         "target": "work.skill.vip"},
+        {"name": "noord-mail", "when": {"location": "noord", "channel": "email"},
+         "target": "work.location.noord"},
+        {"name": "bsn", "when": {"has_bsn": True, "subject": {"present": False}},
+         "target": "work.skill.burgerzaken"},
+        {"name": "afval", "when": {"subject": {"regex": "^afval"}}, "target": "work.subject.afval"},
+        {"name": "web-algemeen", "when": {"channel": "web", "entry_point": "algemeen"},
+         "target": "work.channel.web"},
+        {"name": "sms", "when": {"channel": "sms"}, "target": "work.channel.sms"},
+    ]  # fmt: skip
+    assert len(rules) == 50
+    return {
+        "strategy": "subject",
+        "queues": [f"work.subject.{s}" for s in SUBJECTS],
+        "sla": {"phone": "30s", "default": "2d"},
+        "escalation": [{"queue": "work.escalation"}],
+        "rules": rules,
+    }
+
+
+def contacts() -> list[RegisteredContact]:
+    found = []
+    now = datetime.now(UTC)
+    for i in range(N):
+        contact = ContactMessage.new(
+            channel=["email", "web", "counter", "phone"][i % 4],
+            entry_point="contactformulier",
+            source_ref=f"bench-{i}",
+            subject=SUBJECTS[i % len(SUBJECTS)],
+            location=LOCATIONS[i % len(LOCATIONS)],
+            text="Ik heb een vraag over mijn aanslag. " * 10,
+            party={"email": f"burger{i}@example.org"},
+        )
+        found.append(
+            RegisteredContact(
+                contact=contact,
+                party_id=uuid.uuid4(),
+                case_ref=f"K-2026-{i:06d}",
+                case_status=CaseStatus.OPEN,
+                case_is_new=True,
+                registered_at=now,
+            )
+        )
+    return found
+
+
+async def fill(
+    channel: aio_pika.abc.AbstractChannel, exchange: str, key: str, bodies: list[bytes]
+) -> None:
+    target = await channel.get_exchange(exchange) if exchange else channel.default_exchange
+    for start in range(0, len(bodies), 500):
+        await asyncio.gather(
+            *(
+                target.publish(
+                    aio_pika.Message(
+                        body,
+                        content_type="application/json",
+                        message_id=str(uuid.uuid4()),
+                        type="contact.registered",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=key,
+                )
+                for body in bodies[start : start + 500]
+            )
+        )
+
+
+async def raw_relay(url: str, bodies: list[bytes]) -> float:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        args = {"x-queue-type": "quorum"}
+        await channel.declare_queue("bench.in", durable=True, arguments=args)
+        await channel.declare_queue("bench.out", durable=True, arguments=args)
+        await fill(channel, "", "bench.in", bodies)
+        consumer = await connection.channel(publisher_confirms=True)
+        await consumer.set_qos(prefetch_count=PREFETCH)
+        queue = await consumer.get_queue("bench.in")
+        done = asyncio.Event()
+        relayed = 0
+
+        async def relay(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal relayed
+            json.loads(message.body)
+            await consumer.default_exchange.publish(
+                aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key="bench.out",
+            )
+            await message.ack()
+            relayed += 1
+            if relayed == len(bodies):
+                done.set()
+
+        start = time.perf_counter()
+        await queue.consume(relay)
+        await done.wait()
+        return time.perf_counter() - start
+
+
+async def routed_count(channel: aio_pika.abc.AbstractChannel, queues: list[str]) -> int:
+    total = 0
+    for name in queues:
+        declared = await channel.declare_queue(name, passive=True)
+        total += declared.declaration_result.message_count or 0
+    return total
+
+
+@pytest.mark.bench
+async def test_bench_router_against_a_raw_relay(
+    rabbit_vhost: RabbitVhost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registered = contacts()
+    bodies = [r.model_dump_json().encode() for r in registered]
+    relay_seconds = await raw_relay(rabbit_vhost.url, bodies)
+
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    shutil.copy(REPO / "deploy" / "config" / "channels.yaml", config_dir / "channels.yaml")
+    (config_dir / "routing.yaml").write_text(yaml.safe_dump(rule_file()), encoding="utf-8")
+    rules = RoutingRules.load(config_dir / "routing.yaml")
+    queues = sorted({*rules.queues, *(f"{q}.urgent" for q in rules.queues)})
+    await apply(rabbit_vhost.url, load_topology(config_dir))
+    connection = await aio_pika.connect(rabbit_vhost.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await fill(channel, "kanaal.events", "contact.registered.web", bodies)
+        settings = RouterSettings(
+            amqp_url=SecretStr(rabbit_vhost.url),
+            config_dir=config_dir,
+            prefetch=PREFETCH,
+            router_state_path=tmp_path / "router-state.db",
+        )
+        app = create_app(settings)
+        start = time.perf_counter()
+        async with app.router.lifespan_context(app):
+            while await routed_count(channel, queues) < N:  # noqa: ASYNC110 (polls the broker)
+                await asyncio.sleep(0.05)
+            router_seconds = time.perf_counter() - start
+        assert await routed_count(channel, queues) == N
+
+    relay_rate, router_rate = N / relay_seconds, N / router_seconds
+    with capsys.disabled():
+        print(f"\n  raw aio-pika relay (prefetch {PREFETCH})      {relay_rate:>8.0f} msg/s  ({N})")
+        print(f"  router, 50 rules (prefetch {PREFETCH})        {router_rate:>8.0f} msg/s  ({N})")
+        print(f"  ratio router / relay                   {router_rate / relay_rate:>8.2f}")
