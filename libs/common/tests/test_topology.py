@@ -239,10 +239,8 @@ def test_a_holding_queue_expires_its_messages_into_router_timers() -> None:
     assert hold.arguments == {
         "x-queue-type": "quorum",
         "x-message-ttl": 30_000,
-        "x-dead-letter-exchange": "",
+        "x-dead-letter-exchange": "kanaal.work",
         "x-dead-letter-routing-key": "router.timers",
-        "x-dead-letter-strategy": "at-least-once",
-        "x-overflow": "reject-publish",
     }
 
 

@@ -80,8 +80,8 @@ class Queue:
     """A durable queue; quorum with a delivery limit and dead-lettering unless told otherwise.
 
     `message_ttl_ms` and `dead_letter_to` make a holding queue: messages wait there for
-    the TTL and are then dead-lettered to `dead_letter_to` (exchange name, routing key;
-    `""` is the default exchange, which delivers to the queue named by the key).
+    the TTL and are then dead-lettered to `dead_letter_to` (exchange name, routing key),
+    at least once unless `at_least_once` is off.
     """
 
     name: str
@@ -91,6 +91,7 @@ class Queue:
     bindings: tuple[tuple[Exchange, str], ...] = field(default_factory=tuple)
     message_ttl_ms: int | None = None
     dead_letter_to: tuple[str, str] | None = None
+    at_least_once: bool = True
 
     @property
     def dead_letter_key(self) -> str:
@@ -107,7 +108,7 @@ class Queue:
             exchange, key = self.dead_letter_to or (DEAD.name, self.dead_letter_key)
             args["x-dead-letter-exchange"] = exchange
             args["x-dead-letter-routing-key"] = key
-            if self.queue_type is QueueType.QUORUM:
+            if self.queue_type is QueueType.QUORUM and self.at_least_once:
                 # At-least-once dead-lettering: a message is never lost between the two queues.
                 args["x-dead-letter-strategy"] = "at-least-once"
                 args["x-overflow"] = "reject-publish"
@@ -195,10 +196,12 @@ def urgent_queue_name(name: str) -> str:
 
 
 # The router's SLA timers. A timer waits in a holding queue whose per-queue TTL is one
-# of HOLD_SECONDS, then RabbitMQ dead-letters it (at least once) to `router.timers`,
+# of HOLD_SECONDS, then RabbitMQ dead-letters it through `kanaal.work` to `router.timers`,
 # where the router checks it: escalate, or wait again. Timers live in the broker, so
-# they survive a router restart.
-ROUTER_TIMERS: Final = Queue("router.timers")
+# they survive a router restart. Holding queues dead-letter at most once (the queue
+# leader republishes the expired timer itself), keeping RabbitMQ 3.10's at-least-once
+# dead-letter worker out of TTL expiry; only a broker crash at that instant loses one.
+ROUTER_TIMERS: Final = Queue("router.timers", bindings=((WORK, "router.timers"),))
 HOLD_SECONDS: Final = (1, 5, 30, 300, 3600)
 
 
@@ -208,7 +211,8 @@ def hold_queue(seconds: int) -> Queue:
         f"router.hold.{seconds}s",
         delivery_limit=None,
         message_ttl_ms=seconds * 1000,
-        dead_letter_to=("", ROUTER_TIMERS.name),
+        dead_letter_to=(WORK.name, "router.timers"),
+        at_least_once=False,
     )
 
 
