@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -212,3 +216,26 @@ def test_rules_explain_refuses_a_file_that_is_not_a_contact(
     result = runner.invoke(build_app(), ["rules", "explain", str(path)])
     assert result.exit_code == 2
     assert "not a contact" in result.output
+
+
+def test_the_router_refuses_to_start_on_a_bad_routing_yaml_naming_line_and_problem(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(REPO_ROOT / "deploy" / "config" / "channels.yaml", tmp_path / "channels.yaml")
+    (tmp_path / "routing.yaml").write_text(
+        "rules:\n  - name: a\n    target: work.skil.x\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kanaal.router"],
+        env={
+            **os.environ,
+            "KANAAL_CONFIG_DIR": str(tmp_path),
+            "KANAAL_ROUTER_STATE_PATH": str(tmp_path / "state.db"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "line 3: rules.0.target: unknown queue 'work.skil.x'" in result.stderr

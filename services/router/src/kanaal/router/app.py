@@ -38,6 +38,7 @@ from kanaal.common.messaging import (
 from kanaal.common.service import broker_service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import (
+    EVENTS,
     ROUTER_EVENTS,
     ROUTER_INTAKE,
     ROUTER_TIMERS,
@@ -157,9 +158,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
     caught_up = asyncio.Event()
     journal = Journal(settings.router_state_path)
 
-    async def publish_work(item: WorkItem, urgent: bool) -> None:
+    async def publish_work(item: WorkItem, urgent: bool, body: bytes | None = None) -> None:
         await publisher.publish(
-            item,
+            body or item.model_dump_json().encode(),
             exchange=WORK,
             routing_key=urgent_queue_name(item.queue) if urgent else item.queue,
             message_type=Event.WORK_ITEM,
@@ -196,10 +197,15 @@ def create_app(settings: RouterSettings) -> FastAPI:
             routed_at=now,
             agent=decision.agent,
         )
+        body = item.model_dump_json().encode()  # serialised once, published twice
         effects = [
-            publish_work(item, decision.urgent),
-            publisher.event(
-                Event.CONTACT_ROUTED, item, message_id=contact.id, channel=contact.channel
+            publish_work(item, decision.urgent, body),
+            publisher.publish(
+                body,
+                exchange=EVENTS,
+                routing_key=Event.CONTACT_ROUTED.key(contact.channel),
+                message_type=Event.CONTACT_ROUTED,
+                message_id=contact.id,
             ),
         ]
         if due is not None and decision.escalation:
@@ -208,7 +214,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
             )
         await asyncio.gather(*effects)
         # The router remembers what it routed itself (for the oldest-age metric).
-        journal.append(Event.CONTACT_ROUTED, item.model_dump_json().encode())
+        journal.append(Event.CONTACT_ROUTED, body)
         waiting.routed(item)
         ROUTED.labels(decision.rule, decision.queue).inc()
 
