@@ -46,7 +46,8 @@ class EmailSettings(ServiceSettings):
     email_max_attachment_bytes: int = Field(10_000_000, ge=1, description="per attachment")
     email_max_attachments: int = Field(20, ge=0, le=50, description="attachments per mail")
     email_max_total_bytes: int = Field(25_000_000, ge=1, description="attachments per mail")
-    email_batch_size: int = Field(50, ge=1, le=1000, description="mails per UID FETCH")
+    # aioimaplib parses a response recursively, line by line: keep batches well below ~300.
+    email_batch_size: int = Field(50, ge=1, le=200, description="mails per UID FETCH")
     email_poll_interval: float = Field(
         60.0, gt=0, description="seconds between polls (also the longest IDLE before a poll)"
     )
