@@ -11,11 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from kanaal.cli.main import build_app
 from kanaal.common.config import ConfigError
 from kanaal.common.contract import ContactMessage
+from kanaal.router.app import RulesHolder
 from kanaal.router.check import check_text
 from kanaal.router.rules import RoutingRules
 
@@ -239,3 +241,29 @@ def test_the_router_refuses_to_start_on_a_bad_routing_yaml_naming_line_and_probl
     )
     assert result.returncode == 2
     assert "line 3: rules.0.target: unknown queue 'work.skil.x'" in result.stderr
+
+
+async def test_a_failed_reload_keeps_the_last_good_rules_and_counts_the_failure(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("rules: [{name: a, target: work.skill.a}]\n", encoding="utf-8")
+    declared: list[str] = []
+
+    async def declare() -> None:
+        declared.append("topology")
+
+    holder = RulesHolder(path, declare)
+    failures = REGISTRY.get_sample_value("kanaal_router_rule_reload_failures_total") or 0.0
+
+    path.write_text("rules: [{name: a, target: work.skil.b}]\n", encoding="utf-8")
+    assert holder.changed()
+    assert await holder.reload() is False
+    assert "work.skill.a" in holder.rules.queues
+    assert REGISTRY.get_sample_value("kanaal_router_rule_reload_failures_total") == failures + 1
+    assert declared == []
+
+    path.write_text("rules: [{name: a, target: work.skill.b}]\n", encoding="utf-8")
+    assert await holder.reload() is True
+    assert "work.skill.b" in holder.rules.queues
+    assert declared == ["topology"]  # a new queue is declared before it is used
