@@ -57,7 +57,7 @@ topology_app = typer.Typer(help="Show or declare the RabbitMQ topology.", no_arg
 def _topology(config_dir: Path | None) -> Topology:
     settings = ServiceSettings()
     try:
-        return load_topology(config_dir or settings.config_dir)
+        return load_topology(config_dir or settings.config_dir, router=True)
     except ConfigError as exc:
         console.print(f"[red]configuration error[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -135,10 +135,15 @@ def _escalation_queues(steps: Any) -> list[Any]:
     return [s.get("queue") for s in steps if isinstance(s, dict)]
 
 
-def load_topology(config_dir: Path) -> Topology:
-    """The whole topology for this deployment, from channels.yaml and routing.yaml."""
+def load_topology(config_dir: Path, *, router: bool = False) -> Topology:
+    """The topology for this deployment, from channels.yaml and routing.yaml.
+
+    With `router`, also the work queues' urgent partners and the router's timer, holding
+    and event queues: what the router and `kanaal topology` declare. Other services
+    declare only what they use, so that their start (and their tests) stay light.
+    """
     channels = load_section(config_dir / CHANNELS_FILE, ChannelsConfig)
     routing = load_section(config_dir / ROUTING_FILE, WorkQueuesConfig)
     return Topology.build(
-        channels.outbound_channels, routing.work_queues, channels.channels, router=True
+        channels.outbound_channels, routing.work_queues, channels.channels, router=router
     )

@@ -35,7 +35,7 @@ from kanaal.common.messaging import (
     raw_body,
     subscribe,
 )
-from kanaal.common.service import broker_service_app
+from kanaal.common.service import broker_check, service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import (
     EVENTS,
@@ -146,7 +146,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     url = settings.amqp_url.get_secret_value()
 
     async def declare() -> None:
-        await apply(url, load_topology(settings.config_dir))
+        await apply(url, load_topology(settings.config_dir, router=True))
 
     holder = RulesHolder(settings.config_dir / ROUTING_FILE, declare)
     broker = make_broker(settings, "router")
@@ -287,6 +287,18 @@ def create_app(settings: RouterSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The router declares the whole topology, its own queues and urgent partners
+        # included, before it consumes; then drains in-flight work on the way out.
+        await declare()
+        await broker.start()
+        try:
+            async with running(broker):
+                yield
+        finally:
+            await broker.stop()
+
+    @asynccontextmanager
+    async def running(_: object) -> AsyncIterator[None]:
         connection = await aio_pika.connect_robust(url, timeout=10)
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
@@ -320,8 +332,11 @@ def create_app(settings: RouterSettings) -> FastAPI:
     async def state_ready() -> bool:
         return caught_up.is_set()
 
-    return broker_service_app(
-        "router", settings, broker, checks={"state": state_ready}, lifespan=lifespan
+    return service_app(
+        "router",
+        settings,
+        checks={"broker": broker_check(broker), "state": state_ready},
+        lifespan=lifespan,
     )
 
 
