@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
 import httpx
+import pytest
 import yaml
 
 from kanaal.common.contract import ContactMessage, Direction, WorkItem
@@ -50,6 +52,17 @@ def email_config(root: Path, dovecot: DovecotServer, smtp: SmtpSink) -> Path:
     return config
 
 
+STARTED: list[RunningService] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_email_adapters() -> Iterator[None]:
+    """Every adapter a test started is stopped, whatever the test's outcome."""
+    yield
+    while STARTED:
+        STARTED.pop().stop()
+
+
 def start_email(
     vhost: RabbitVhost, config: Path, root: Path, dossier: RunningService, **extra: str
 ) -> RunningService:
@@ -67,7 +80,9 @@ def start_email(
         "KANAAL_RETRY_DELAY": "0.2",
         **extra,
     }
-    return start_service("email", "kanaal.email", port, env, root)
+    service = start_service("email", "kanaal.email", port, env, root)
+    STARTED.append(service)
+    return service
 
 
 def mail(number: int, *, subject: str = "Parkeervergunning verlopen", extra: str = "") -> bytes:
@@ -90,7 +105,10 @@ def crash_email(
     except RuntimeError as exc:  # it died before /readyz answered: the usual case
         found = re.search(r"exited with (\d+)", str(exc))
         return int(found.group(1)) if found else -1
-    return service.process.wait(30)
+    try:
+        return service.process.wait(30)
+    finally:
+        service.stop()
 
 
 async def dossier_get(dossier: RunningService, path: str) -> httpx.Response:

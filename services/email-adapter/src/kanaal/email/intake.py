@@ -20,7 +20,7 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 
 from kanaal.common.adapter import ChannelAdapter
-from kanaal.common.logging import get_logger
+from kanaal.common.logging import fingerprint, get_logger
 from kanaal.email.config import MailboxConfig
 from kanaal.email.imap import FetchedMail, ImapError, ImapMailbox
 from kanaal.email.parse import Limits, ParsedMail, Unparsable, parse_mail
@@ -72,6 +72,8 @@ class MailboxIntake:
         self.options = options
         self.acknowledge = acknowledge
         self.connected = False
+        #: How logs name the mailbox: its address is masked like any other e-mail address.
+        self.log_id = f"mailbox-{fingerprint(self.entry_point)}"
 
     async def run(self) -> None:
         """Forever: connect, drain, wait for news; on any IMAP failure back off and reconnect."""
@@ -81,7 +83,7 @@ class MailboxIntake:
                 await self.imap.connect()
                 self._set_connected(True)
                 failures = 0
-                log.info("mailbox connected", entry_point=self.entry_point)
+                log.info("mailbox connected", mailbox=self.log_id)
                 while True:
                     while await self.drain_once() == self.options.batch_size:
                         pass
@@ -93,7 +95,7 @@ class MailboxIntake:
                 delay *= random.uniform(0.8, 1.2)
                 log.warning(
                     "mailbox unreachable; reconnecting",
-                    entry_point=self.entry_point,
+                    mailbox=self.log_id,
                     reason=str(exc),
                     retry_in=round(delay, 1),
                 )
@@ -144,7 +146,7 @@ class MailboxIntake:
         MAILS.labels(self.entry_point, "rejected").inc(len(refused))
         log.info(
             "mail batch processed",
-            entry_point=self.entry_point,
+            mailbox=self.log_id,
             received=len(parsed),
             rejected=len(refused),
         )
