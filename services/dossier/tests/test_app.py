@@ -214,7 +214,7 @@ async def test_a_routed_event_lands_once_on_the_case_timeline_and_makes_the_queu
             ),
             routing_key=Event.CONTACT_ROUTED.key(contact.channel),
         )
-    # An event type the dossier does not record yet is acked, not looped on.
+    # A case event that is not a valid CaseEvent is dead-lettered, not looped on.
     await exchange.publish(
         aio_pika.Message(
             json.dumps({"case_ref": registered.case_ref}).encode(), type="case.claimed"
@@ -224,6 +224,8 @@ async def test_a_routed_event_lands_once_on_the_case_timeline_and_makes_the_queu
 
     case = await case_when(http, registered.case_ref, lambda c: c["queue"] is not None)
     assert case["queue"] == "work.subject.parkeren"
+    [dead] = await rabbit_vhost.wait_for("dead.dossier.events", 1, timeout=15)
+    assert "invalid message" in str(dead.headers[DEAD_REASON_HEADER])
 
     follow_up = make_contact(case_ref=registered.case_ref)
     await publish_contact(amqp_channel, follow_up)
