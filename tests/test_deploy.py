@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from kanaal.common.commands import definitions_text
-from kanaal.common.config import load_topology
+from kanaal.common.commands import deployment_definitions
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +42,7 @@ def test_every_built_in_service_is_installed_on_its_design_port() -> None:
 
 def test_the_committed_rabbitmq_definitions_match_the_topology() -> None:
     committed = (REPO / "deploy/rabbitmq/definitions.json").read_text(encoding="utf-8")
-    expected = definitions_text(load_topology(REPO / "deploy/config", router=True))
+    expected = deployment_definitions(REPO / "deploy/config")
     assert committed == expected, "run `uv run kanaal topology definitions` and commit the file"
 
 

@@ -17,8 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kanaal.common.commands import definitions_text
-from kanaal.common.config import load_topology
+from kanaal.common.commands import deployment_definitions
 
 console = Console(highlight=False)
 
@@ -97,9 +96,7 @@ def register(root: Path, name: str, port: int) -> None:
     compose.write_text(text.replace("\nvolumes:\n", f"\n{block}volumes:\n", 1), encoding="utf-8")
 
     definitions = root / "deploy/rabbitmq/definitions.json"
-    definitions.write_text(
-        definitions_text(load_topology(root / "deploy/config")), encoding="utf-8"
-    )
+    definitions.write_text(deployment_definitions(root / "deploy/config"), encoding="utf-8")
 
     readme = root / "README.md"
     rows = (

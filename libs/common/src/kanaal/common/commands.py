@@ -154,6 +154,11 @@ def definitions_text(topology: Topology) -> str:
     return json.dumps(topo.definitions(topology), indent=2) + "\n"
 
 
+def deployment_definitions(config_dir: Path) -> str:
+    """The definitions file for a deployment: everything, the router's own queues too."""
+    return definitions_text(load_topology(config_dir, router=True))
+
+
 ASYNCAPI_FILE = Path("docs/asyncapi.yaml")
 
 
