@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from kanaal.common.contract import ContactMessage, ContactUpdate
+from kanaal.common.contract_kit import ContractKit, InputRefused, Sample
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, Event
 from kanaal.counter.app import CounterSettings, create_app
@@ -232,3 +233,26 @@ async def test_random_requests_get_clear_answers_and_never_a_5xx(counter: Counte
         assert answer.status_code in (200, 409, 422), (event, answer.text)
         seen.add(answer.status_code)
     assert seen == {200, 409, 422}, "the desk events should be accepted, conflicting and refused"
+
+
+async def test_the_counter_adapter_keeps_the_contact_contract(
+    counter: Counter, contract_kit: Callable[[str], Awaitable[ContractKit]]
+) -> None:
+    kit = await contract_kit("counter")
+
+    async def feed(body: dict[str, Any]) -> None:
+        response = await counter.check_in(**body)
+        if 400 <= response.status_code < 500:
+            raise InputRefused(response.text)
+        response.raise_for_status()
+
+    valid = [
+        Sample("passport check-in", {"ticket": "K101"}),
+        Sample("second check-in", {"ticket": "K102", "subject": "paspoort"}),
+    ]
+    invalid = [
+        Sample("unknown location", {"ticket": "K103", "location": "maan"}),
+        Sample("subject not offered", {"ticket": "K104", "subject": "ufo"}),
+    ]
+    contacts = await kit.check_inbound(feed, valid, invalid)
+    assert {c.location for c in contacts} == {"stadhuis"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aio_pika
@@ -19,6 +20,7 @@ from kanaal.common.contract import (
     Party,
     RejectedInput,
 )
+from kanaal.common.contract_kit import ContractKit, Sample
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, OUTBOUND, rejected_queue
 
 from .conftest import MAILBOX, EmailRig, MailFactory
@@ -257,3 +259,27 @@ async def test_required_starttls_never_falls_back_to_plain_text(
     with pytest.raises(TemporaryFailure):
         await send_mail(compose_reply(outbound(), mailbox), mailbox, None, timeout=5)
     assert rig.smtp.received == []
+
+
+async def test_the_email_adapter_keeps_the_contact_contract(
+    rig: EmailRig,
+    make_mail: MailFactory,
+    contract_kit: Callable[[str], Awaitable[ContractKit]],
+) -> None:
+    kit = await contract_kit("email")
+    service = rig.start()
+
+    async def feed(raw: bytes) -> None:
+        await asyncio.to_thread(rig.append, raw)
+
+    valid = [
+        Sample("a mail", make_mail("kit-1"), ("Zwartveld", "fenna.zwartveld", "Zuiderkade")),
+        Sample("another mail", make_mail("kit-2", body="Wanneer wordt het oud papier opgehaald?")),
+    ]
+    invalid = [Sample("no headers at all", b"\x00\x01 not a mail")]
+    contacts = await kit.check_inbound(feed, valid, invalid)
+    assert {c.entry_point for c in contacts} == {MAILBOX}
+    [report] = await kit.check_outbound([outbound()])
+    assert report.channel_ref
+    assert service.stop() == 0
+    kit.check_logs(service.log(), valid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from kanaal.common.contract import ContactMessage, contact_id
+from kanaal.common.contract_kit import ContractKit, InputRefused, Sample, captured_logs
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import DOSSIER_INTAKE
 from kanaal.phone.app import PhoneSettings, create_app
@@ -380,3 +381,32 @@ async def test_random_requests_get_clear_answers_and_never_a_5xx(phone: Phone) -
         assert answer.status_code in (202, 422), (body, answer.text)
         seen.add(answer.status_code)
     assert seen == {202, 422}, "the requests should be both accepted and refused"
+
+
+async def test_the_phone_adapter_keeps_the_contact_contract(
+    phone: Phone, contract_kit: Callable[[str], Awaitable[ContractKit]]
+) -> None:
+    kit = await contract_kit("phone")
+
+    async def feed(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            response = await phone.cti(**event)
+            if 400 <= response.status_code < 500:
+                raise InputRefused(response.text)
+            response.raise_for_status()
+
+    def missed(call_id: str) -> list[dict[str, Any]]:
+        return [
+            {"event": "newCall", "call_id": call_id, "queue": "2"},
+            {"event": "hangup", "call_id": call_id, "cause": "noAnswer"},
+        ]
+
+    valid = [
+        Sample("missed call", missed("kit-1"), ("12345678",)),
+        Sample("another missed call", missed("kit-2"), ("12345678",)),
+    ]
+    invalid = [Sample("unknown event", [{"event": "ringing", "call_id": "kit-3"}])]
+    with captured_logs("phone") as logs:
+        contacts = await kit.check_inbound(feed, valid, invalid)
+    assert all(c.channel_data["callback"] is True for c in contacts)
+    kit.check_logs(logs.getvalue(), valid)
