@@ -13,11 +13,15 @@ sync: uv
 	@$(UV) sync --locked --quiet
 
 # Development secrets, made once; services read them through `kanaal up --env-file`.
+# Development secrets, made once; services read them through `kanaal up --env-file`. Every
+# token the sample config names by environment variable gets one, plus the SMS webhook key.
+DEV_SECRETS := KANAAL_DOSSIER_API_TOKEN KANAAL_METRICS_TOKEN KANAAL_SMS_WEBHOOK_SECRET \
+	$(shell sed -n 's/^[^#]*_env: *\(KANAAL_[A-Z0-9_]*\).*/\1/p' deploy/config/*.yaml | sort -u)
 var/dev.env:
 	@mkdir -p var
-	@python3 -c 'import secrets; print("# development secrets made by make run; not for production"); print("KANAAL_DOSSIER_API_TOKEN=" + secrets.token_urlsafe(32)); print("KANAAL_METRICS_TOKEN=" + secrets.token_urlsafe(32))' > $@
+	@python3 -c 'import secrets, sys; print("# development secrets made by make run; not for production"); [print(f"{name}={secrets.token_urlsafe(32)}") for name in sys.argv[1:]]' $(DEV_SECRETS) > $@
 	@chmod 600 $@
-	@echo "development secrets written to $@"
+	@echo "development secrets written to $@ (agents, kiosks, desks and the PBX use the tokens there)"
 
 dev-env: var/dev.env
 
