@@ -325,8 +325,11 @@ def create_app(settings: RouterSettings) -> FastAPI:
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await connection.close()
+            # Shutdown must end: a task stuck in a broker call does not hold the process.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+            with contextlib.suppress(TimeoutError, aio_pika.exceptions.AMQPError, OSError):
+                await asyncio.wait_for(connection.close(), 10)
             journal.close()
 
     async def state_ready() -> bool:
