@@ -5,7 +5,7 @@ persistent with a confirm to another quorum queue and acks. The router does its 
 job with a 50-rule file: decide, work item, SLA timer, contact.routed, ack. Both start
 on pre-filled queues. Prints both rates and their ratio; asserts nothing about speed.
 Size with KANAAL_BENCH_CONTACTS (default 2000; the issue's figure is for 20000):
-`KANAAL_BENCH_CONTACTS=20000 uv run pytest tests/bench/test_router_bench.py -s`.
+`KANAAL_BENCH_ROUTER=1 KANAAL_BENCH_CONTACTS=20000 uv run pytest tests/bench/test_router_bench.py -s`.
 """
 
 from __future__ import annotations
@@ -184,6 +184,11 @@ async def routed_count(channel: aio_pika.abc.AbstractChannel, queues: list[str])
 
 
 @pytest.mark.bench
+@pytest.mark.skipif(
+    os.environ.get("KANAAL_BENCH_ROUTER") != "1",
+    reason="run alone with KANAAL_BENCH_ROUTER=1: in the full suite it wedged RabbitMQ 3.10 "
+    "(vhost operations and AMQP handshakes stopped) and has not produced a figure yet",
+)
 async def test_bench_router_against_a_raw_relay(
     rabbit_vhost: RabbitVhost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
