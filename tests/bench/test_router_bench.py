@@ -5,7 +5,8 @@ persistent with a confirm to another quorum queue and acks. The router does its 
 job with a 50-rule file: decide, work item, SLA timer, contact.routed, ack. Both start
 on pre-filled queues. Prints both rates and their ratio; asserts nothing about speed.
 Size with KANAAL_BENCH_CONTACTS (default 2000; the issue's figure is for 20000):
-`KANAAL_BENCH_ROUTER=1 KANAAL_BENCH_CONTACTS=20000 uv run pytest tests/bench/test_router_bench.py -s`.
+`KANAAL_BENCH_ROUTER=1 KANAAL_BENCH_CONTACTS=20000 \
+  uv run pytest tests/bench/test_router_bench.py -s`.
 """
 
 from __future__ import annotations
