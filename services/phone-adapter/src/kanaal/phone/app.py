@@ -223,15 +223,7 @@ def create_app(settings: PhoneSettings, clock: Clock = lambda: datetime.now(UTC)
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 [{"loc": ["body", "subject"], "msg": str(exc), "type": "value_error"}],
             ) from exc
-        try:
-            await adapter.receive(contact)
-        except Exception as exc:
-            log.exception("publishing a callback request failed", contact_id=str(contact.id))
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the request could not be accepted right now; please try again shortly",
-                headers={"Retry-After": "30"},
-            ) from exc
+        await adapter.accept(contact)
         return CallbackAccepted(contact_id=contact.id)
 
     app.state.sweep_once = sweep_once
