@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 SOURCES := libs/common/src libs/cli/src $(wildcard services/*/src)
 
-.PHONY: run test lint typecheck packages pytest sync uv dev-env topology schema
+.PHONY: run test lint typecheck packages pytest sync uv dev-env topology schema browser-deps
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; \
@@ -41,7 +41,13 @@ lint: sync
 typecheck: sync
 	$(UV) run mypy $(SOURCES)
 
-pytest: sync
+# axe-core for the accessibility checks in the browser tests (Chromium itself is Debian's).
+browser-deps: tests/browser/node_modules/axe-core/axe.min.js
+tests/browser/node_modules/axe-core/axe.min.js: tests/browser/package.json tests/browser/package-lock.json
+	@npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	@touch $@
+
+pytest: sync browser-deps
 	$(UV) run pytest
 
 # Each member alone, with only what its own pyproject.toml declares: catches an import
@@ -51,7 +57,7 @@ packages: sync
 	@for dir in $(MEMBERS); do \
 		name=$$(sed -n 's/^name = "\(.*\)"/\1/p' $$dir/pyproject.toml | head -1); \
 		module=kanaal.$$(ls $$dir/src/kanaal); \
-		$(UV) run --quiet --isolated --no-dev --package $$name python -c "import importlib, pkgutil, $$module as m; [importlib.import_module(i.name) for i in pkgutil.walk_packages(m.__path__, m.__name__ + '.') if not i.name.endswith(('.testing', '.testing_mail', '.migrations')) and '.migrations.' not in i.name]" \
+		$(UV) run --quiet --isolated --no-dev --package $$name python -c "import importlib, pkgutil, $$module as m; [importlib.import_module(i.name) for i in pkgutil.walk_packages(m.__path__, m.__name__ + '.') if not i.name.endswith(('.testing', '.testing_mail', '.testing_browser', '.migrations')) and '.migrations.' not in i.name]" \
 			|| { echo "$$name does not import alone: declare its dependencies"; exit 1; }; \
 		echo "$$name imports alone"; \
 	done
