@@ -417,3 +417,71 @@ async def test_the_klantinteracties_export_renders_contacts_betrokkenen_and_the_
         supervisor["partijen"][0]["partijIdentificatoren"][0]["partijIdentificator"]["objectId"]
         == BSN
     )
+
+
+async def test_notes_held_cases_and_waiting_queues_for_the_agent_desk(
+    rabbit_vhost: RabbitVhost,
+    amqp_channel: aio_pika.abc.AbstractChannel,
+    make_contact: ContactFactory,
+    client: Callable[[str | None], httpx.AsyncClient],
+) -> None:
+    first, second = await receive(
+        amqp_channel,
+        rabbit_vhost,
+        make_contact(channel="counter", entry_point="noord", location="noord"),
+        make_contact(channel="phone", entry_point="14020", party={"phone": "+31612121212"}),
+    )
+    anna, service = client("anna"), client("service")
+    for registered in (first, second):
+        item = WorkItem(
+            contact_id=registered.contact.id,
+            case_ref=registered.case_ref,
+            party_id=registered.party_id,
+            channel=registered.contact.channel,
+            queue=Q,
+            rule="test",
+            sla_due_at=datetime(2020, 1, 1, tzinfo=UTC),
+            routed_at=datetime.now(UTC),
+        )
+        await publish_event(
+            amqp_channel,
+            "contact.routed",
+            f"contact.routed.{item.channel}",
+            item.model_dump_json().encode(),
+            str(uuid.uuid4()),
+        )
+    waiting = await eventually(anna, "/api/v1/queues", lambda b: any(q["waiting"] == 2 for q in b))
+    [parkeren] = [q for q in waiting if q["queue"] == Q]
+    assert parkeren["sla_breached"] == 2
+    assert parkeren["oldest_since"] is not None
+    assert (await service.get("/api/v1/queues")).status_code == 403
+
+    ref = first.case_ref
+    claim = {"contact_id": str(first.contact.id), "queue": Q}
+    assert (await anna.post(f"/api/v1/cases/{ref}/claim", json=claim)).status_code == 200
+    held = (await anna.get("/api/v1/agents/me/cases")).json()
+    assert [c["ref"] for c in held] == [ref]
+    assert held[0]["location"] == "noord"
+    waiting = (await anna.get("/api/v1/queues")).json()
+    assert [q["waiting"] for q in waiting if q["queue"] == Q] == [1]
+
+    noted = await anna.post(f"/api/v1/cases/{ref}/notes", json={"text": "Paspoort mee."})
+    assert noted.status_code == 201, noted.text
+    called = await anna.post(
+        f"/api/v1/cases/{ref}/notes", json={"text": "Teruggebeld, opgelost.", "callback": True}
+    )
+    assert called.json()["kind"] == "case.called_back"
+    assert (await anna.post(f"/api/v1/cases/{ref}/notes", json={"text": " "})).status_code == 422
+    case = (await anna.get(f"/api/v1/cases/{ref}")).json()
+    notes = [e for e in case["timeline"] if e["kind"] in ("case.noted", "case.called_back")]
+    assert [(e["kind"], e["data"]["text"], e["actor"]) for e in notes] == [
+        ("case.noted", "Paspoort mee.", "anna"),
+        ("case.called_back", "Teruggebeld, opgelost.", "anna"),
+    ]
+    assert case["contacts"][0]["location"] == "noord"
+    party = (await anna.get(f"/api/v1/parties/{first.party_id}")).json()
+    assert party["contacts"][0]["location"] == "noord"
+    await anna.post(f"/api/v1/cases/{ref}/close", json={"outcome": "beantwoord"})
+    assert (await anna.get("/api/v1/agents/me/cases")).json() == []
+    closed_note = await anna.post(f"/api/v1/cases/{ref}/notes", json={"text": "te laat"})
+    assert closed_note.status_code == 409

@@ -1,4 +1,7 @@
-"""Who may use the dossier API: agents (medewerkers) from agents.yaml, with hashed tokens.
+"""Who the agents are: agents.yaml (skills, locations, capacity, role) and their hashed tokens.
+
+The dossier checks the callers of its API with :class:`AgentDirectory`; the agent desk
+uses the same directory to log agents in and the same config to know what they serve.
 
 A token is never written in the YAML: an agent names either the SHA-256 of its token
 (`token_sha256`) or the environment variable that holds the token (`token_env`). The
@@ -19,7 +22,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from kanaal.common.config import AGENTS_FILE, load_section
+from kanaal.common.config import AGENTS_FILE, WorkQueueName, load_section
 from kanaal.common.contract import Key
 from kanaal.common.logging import get_logger
 
@@ -64,6 +67,10 @@ class AgentConfig(BaseModel):
     locations: list[Key] = Field(default_factory=list)
     skills: list[Key] = Field(default_factory=list)
     capacity: int = Field(1, ge=0, le=100, description="work items at the same time")
+    queues: list[WorkQueueName] = Field(
+        default_factory=list,
+        description="work queues this agent serves besides those of its skills and locations",
+    )
     bsn: bool = Field(False, description="sees BSNs (supervisors always do)")
     token_sha256: Sha256 | None = Field(None, description="hex SHA-256 of the agent's token")
     token_env: EnvName | None = Field(None, description="environment variable with the token")

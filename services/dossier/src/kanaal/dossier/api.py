@@ -24,12 +24,15 @@ from kanaal.dossier.klantinteracties import render_case
 from kanaal.dossier.store import Actor, Conflict, DossierStore, NotFound, Unprocessable
 from kanaal.dossier.views import (
     CaseChanged,
+    CaseSummary,
     CaseView,
     ClaimResult,
     ContactSummary,
     CustomerView,
     MergeResult,
+    NoteAdded,
     PartySummary,
+    QueueWaiting,
     ReplyAccepted,
     StaleItem,
 )
@@ -57,6 +60,13 @@ class ReplyRequest(BaseModel):
 class TransferRequest(BaseModel):
     queue: QueueName
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class NoteRequest(BaseModel):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    callback: bool = Field(
+        False, description="true: a phone callback was made; the text says what was agreed"
+    )
 
 
 class CloseRequest(BaseModel):
@@ -217,6 +227,22 @@ def api_router(
                 f"unknown work queue {body.queue!r}; known: {', '.join(sorted(known_queues))}",
             )
         return await _guarded(store.transfer(ref, actor(caller), body.queue, body.reason))
+
+    @router.post(
+        "/cases/{ref}/notes",
+        summary="An internal note on the timeline, or a phone callback marked done",
+        status_code=status.HTTP_201_CREATED,
+    )
+    async def note(ref: CaseRefPath, body: NoteRequest, caller: Worker) -> NoteAdded:
+        return await _guarded(store.note(ref, actor(caller), body.text, callback=body.callback))
+
+    @router.get("/agents/me/cases", summary="The open cases the calling agent holds")
+    async def my_cases(caller: Worker) -> list[CaseSummary]:
+        return await store.held_cases(caller.id)
+
+    @router.get("/queues", summary="Per work queue: unclaimed cases, oldest, SLA breaches")
+    async def queues(_: Worker) -> list[QueueWaiting]:
+        return await store.queues_waiting()
 
     @router.post("/cases/{ref}/close", summary="Close the case with an outcome")
     async def close(ref: CaseRefPath, body: CloseRequest, caller: Worker) -> CaseChanged:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -82,8 +82,10 @@ from kanaal.dossier.views import (
     ContactView,
     CustomerView,
     MergeResult,
+    NoteAdded,
     PartySummary,
     PurgeCounts,
+    QueueWaiting,
     ReplyAccepted,
     StaleItem,
     StatusEntry,
@@ -1007,7 +1009,96 @@ class DossierStore:
             case_ref=ref, status=CaseStatus.IN_PROGRESS, queue=row.queue, agent=agent
         )
 
+    async def note(self, ref: str, actor: Actor, text: str, *, callback: bool = False) -> NoteAdded:
+        """An internal note on the timeline (`case.noted`), or a phone callback done with
+        what was said (`case.called_back`); neither reaches the customer."""
+        now = self._clock()
+        kind = "case.called_back" if callback else "case.noted"
+        async with self.sessions.begin() as session:
+            row = await self._workable_case(session, ref, actor)
+            session.add(
+                CaseEventRow(
+                    case_id=row.id,
+                    kind=kind,
+                    at=now,
+                    actor=actor.id,
+                    message_id=str(uuid.uuid4()),
+                    data={"text": text},
+                )
+            )
+        log.info("note added", case_ref=ref, kind=kind, agent=actor.id)
+        return NoteAdded(case_ref=ref, kind=kind, at=now)
+
     # -- reading ----------------------------------------------------------------------------
+
+    async def held_cases(self, agent: str) -> list[CaseSummary]:
+        """The cases `agent` holds and has not closed: what counts against their capacity."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(CaseRow)
+                .where(CaseRow.agent == agent, CaseRow.status != CaseStatus.CLOSED.value)
+                .order_by(CaseRow.opened_at)
+            )
+            return [
+                CaseSummary(
+                    ref=c.ref,
+                    status=CaseStatus(c.status),
+                    subject=c.subject,
+                    location=c.location,
+                    queue=c.queue,
+                    agent=c.agent,
+                    opened_at=c.opened_at,
+                    closed_at=c.closed_at,
+                )
+                for c in rows
+            ]
+
+    async def queues_waiting(self) -> list[QueueWaiting]:
+        """Per work queue: unclaimed open cases, since when the oldest waits, SLA breaches.
+
+        A case came into its queue at its last routing, transfer or escalation.
+        """
+        now = self._clock()
+        entered = (
+            select(CaseEventRow.case_id, func.max(CaseEventRow.at).label("at"))
+            .where(
+                CaseEventRow.kind.in_(
+                    (
+                        Event.CONTACT_ROUTED.value,
+                        Event.CASE_TRANSFERRED.value,
+                        Event.CASE_ESCALATED.value,
+                    )
+                )
+            )
+            .group_by(CaseEventRow.case_id)
+            .subquery()
+        )
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    CaseRow.queue,
+                    func.count(),
+                    func.min(func.coalesce(entered.c.at, CaseRow.opened_at)),
+                    func.sum(case((CaseRow.sla_due_at < now, 1), else_=0)),
+                )
+                .outerjoin(entered, entered.c.case_id == CaseRow.id)
+                .where(
+                    CaseRow.queue.is_not(None),
+                    CaseRow.agent.is_(None),
+                    CaseRow.status != CaseStatus.CLOSED.value,
+                )
+                .group_by(CaseRow.queue)
+                .order_by(CaseRow.queue)
+            )
+            return [
+                QueueWaiting(
+                    queue=str(queue),
+                    waiting=int(waiting),
+                    oldest_since=_aware(oldest),
+                    sla_breached=int(breached or 0),
+                )
+                for queue, waiting, oldest, breached in rows.all()
+            ]
 
     async def contact_summary(self, contact_id: uuid.UUID) -> ContactSummary | None:
         async with self.sessions() as session:
@@ -1077,6 +1168,7 @@ class DossierStore:
                         direction=Direction(c.direction),
                         occurred_at=c.occurred_at,
                         entry_point=c.entry_point,
+                        location=c.message.get("location"),
                         text=c.text,
                         agent=c.agent,
                         delivery_status=c.delivery_status,
@@ -1195,6 +1287,7 @@ class DossierStore:
                     ref=c.ref,
                     status=CaseStatus(c.status),
                     subject=c.subject,
+                    location=c.location,
                     queue=c.queue,
                     agent=c.agent,
                     opened_at=c.opened_at,
@@ -1302,6 +1395,14 @@ def _state(row: CaseRow) -> CaseState:
     )
 
 
+def _aware(value: Any) -> datetime | None:
+    """An aggregate's datetime: SQLite gives it as text without a zone, PostgreSQL aware."""
+    if value is None:
+        return None
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
 def _contact_view(row: ContactRow, case_ref: str) -> ContactView:
     message = row.message
     return ContactView(
@@ -1313,6 +1414,7 @@ def _contact_view(row: ContactRow, case_ref: str) -> ContactView:
         source_ref=row.source_ref,
         occurred_at=row.occurred_at,
         subject=row.subject,
+        location=message.get("location"),
         language=str(message.get("language") or "nl"),
         text=row.text,
         attachments=message.get("attachments") or [],

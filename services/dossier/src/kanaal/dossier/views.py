@@ -33,6 +33,7 @@ class ContactView(BaseModel):
     source_ref: str
     occurred_at: datetime
     subject: str | None
+    location: str | None = Field(None, description="where it took place (counter, mailbox)")
     language: str
     text: str
     attachments: list[Attachment]
@@ -46,6 +47,7 @@ class CaseContact(BaseModel):
     direction: Direction
     occurred_at: datetime
     entry_point: str
+    location: str | None = None
     text: str
     agent: str | None = None
     delivery_status: str | None = None
@@ -89,6 +91,7 @@ class CaseSummary(BaseModel):
     ref: str
     status: CaseStatus
     subject: str | None
+    location: str | None = None
     queue: str | None
     agent: str | None
     opened_at: datetime
@@ -151,6 +154,23 @@ class CaseChanged(BaseModel):
     status: CaseStatus
     queue: str | None
     agent: str | None
+
+
+class NoteAdded(BaseModel):
+    case_ref: str
+    kind: str = Field(description="case.noted or case.called_back")
+    at: datetime
+
+
+class QueueWaiting(BaseModel):
+    """What waits in one work queue, as the dossier knows it (stale items not counted)."""
+
+    queue: str
+    waiting: int = Field(description="open cases in this queue that no agent has claimed")
+    oldest_since: datetime | None = Field(
+        None, description="when the longest-waiting of them came into the queue"
+    )
+    sla_breached: int = Field(description="of those, how many are past their SLA due time")
 
 
 class MergeResult(BaseModel):
