@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from kanaal.common.contract_kit import ContractKit, InputRefused, Sample, captured_logs
-from kanaal.web.app import WebSettings, create_app
+from kanaal.common.contract_kit import (
+    ContractKit,
+    InputRefused,
+    Sample,
+    captured_logs,
+    outbound_reply,
+)
+from kanaal.web.app import create_app
 
-REPO = Path(__file__).resolve().parents[3]
+from .conftest import web_settings
 
 VALID = [
     Sample(
@@ -40,16 +45,10 @@ INVALID = [
 
 
 async def test_the_web_adapter_keeps_the_contact_contract(
-    contract_kit: Callable[[str], Awaitable[ContractKit]], rabbit_vhost: Any
+    contract_kit: Callable[[str], Awaitable[ContractKit]], rabbit_vhost: Any, tmp_path: Path
 ) -> None:
     kit = await contract_kit("web")
-    settings = WebSettings(
-        amqp_url=SecretStr(rabbit_vhost.url),
-        config_dir=REPO / "deploy/config",
-        web_registration_wait=0,
-        dossier_url="http://127.0.0.1:9",  # no dossier: the adapter must not need one to accept
-    )
-    app = create_app(settings)
+    app = create_app(web_settings(rabbit_vhost, tmp_path))
     with captured_logs("web") as logs:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -62,5 +61,18 @@ async def test_the_web_adapter_keeps_the_contact_contract(
                     response.raise_for_status()
 
                 contacts = await kit.check_inbound(feed, VALID, INVALID)
+                # One answer to a known submission (sent), one to nothing we know (failed).
+                reports = await kit.check_outbound(
+                    [
+                        outbound_reply(
+                            "web",
+                            "contactformulier",
+                            "Antwoord",
+                            in_reply_to=contacts[0].source_ref,
+                        ),
+                        outbound_reply("web", "contactformulier", "Antwoord op niets"),
+                    ]
+                )
+    assert sorted(r.status.value for r in reports) == ["failed", "sent"]
     assert {c.subject for c in contacts} == {"afval", "algemeen"}
     kit.check_logs(logs.getvalue(), VALID)
