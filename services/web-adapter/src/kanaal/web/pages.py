@@ -234,10 +234,11 @@ def pages_router(
         message: WebMessage | None = None
         try:
             message = WebMessage.model_validate(given)
-            if message.subject not in channel.subjects:
-                errors["subject"] = "Kies een onderwerp uit de lijst."
         except ValidationError as exc:
             errors.update(form_errors(exc))
+        if values.get("subject") not in channel.subjects:
+            errors["subject"] = "Kies een onderwerp uit de lijst."
+        errors = {name: errors[name] for name in (*FORM_FIELDS, "attachments") if name in errors}
         try:
             files = await intake.keep_files(await uploads_of(form))
         except AttachmentRefused as exc:
