@@ -34,6 +34,8 @@ def run_services(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[RunServi
             "KANAAL_CONFIG_DIR": str(REPO / "deploy" / "config"),
             "KANAAL_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}",
             "KANAAL_DOSSIER_API_TOKEN": SERVICE_TOKEN,
+            "KANAAL_WEB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'web.db'}",
+            "KANAAL_WEB_ATTACHMENT_DIR": str(tmp_path / "web-attachments"),
             "KANAAL_RETRY_DELAY": "0.2",
             "KANAAL_LOG_LEVEL": "DEBUG",
             **{f"KANAAL_{name.upper()}_PORT": str(port) for name, port in ports.items()},

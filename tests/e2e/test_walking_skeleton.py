@@ -99,7 +99,7 @@ async def test_a_web_message_becomes_one_stored_contact_and_one_work_item(suite:
 
     async with httpx.AsyncClient(timeout=5) as client:
         status = (await client.get(f"{suite.web.url}{accepted['status_url']}")).json()
-    assert status == {"contact_id": contact_id, "status": "registered", "case_ref": case_ref}
+    assert (status["status"], status["case_ref"]) == ("registered", case_ref)
 
     for service in suite.services:
         assert service.stop() == 0, f"{service.name} did not stop cleanly"

@@ -1,0 +1,113 @@
+"""The web channel the whole way: a citizen writes, an agent answers, the citizen reads and replies.
+
+Web adapter, dossier and router run as their own processes on a throw-away vhost; the
+agent answers through the dossier's API, as the agent desk does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from kanaal.common.contract import WorkItem
+from kanaal.common.testing import RabbitVhost
+from tests.e2e.conftest import SERVICE_TOKEN, RunServices
+
+AGENT_TOKEN = "e2e-anna-" + uuid.uuid4().hex
+CITIZEN = {
+    "name": "Wietske Hoogeveen",
+    "email": "wietske.hoogeveen@example.org",
+    "phone": "06 97531246",
+    "subject": "parkeren",
+    "text": "Mijn bezoekersvergunning voor de Palmgracht doet het niet.",
+}
+PERSONAL = ("Wietske", "Hoogeveen", "wietske.hoogeveen", "97531246", "Palmgracht")
+ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not reached in time")
+
+
+async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_the_case(
+    rabbit_vhost: RabbitVhost, run_services: RunServices
+) -> None:
+    services = run_services("dossier", "router", "web", KANAAL_AGENT_ANNA_TOKEN=AGENT_TOKEN)
+    web, dossier = services["web"].url, services["dossier"].url
+    agent = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        accepted = await client.post(f"{web}/api/v1/messages", json=CITIZEN)
+        assert accepted.status_code == 202, accepted.text
+        body = accepted.json()
+
+        # Registered by the dossier, routed to the subject's work queue.
+        [routed] = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20)
+        item = WorkItem.model_validate_json(routed.body)
+        assert str(item.contact_id) == body["contact_id"]
+        status = (await client.get(f"{web}{body['status_url']}")).json()
+        assert status["status"] == "registered"
+        assert status["case_ref"] == item.case_ref
+
+        # The agent claims the case and answers; the customer's channel is the web.
+        claimed = await client.post(
+            f"{dossier}/api/v1/cases/{item.case_ref}/claim",
+            json={"contact_id": str(item.contact_id), "queue": item.queue},
+            headers=agent,
+        )
+        assert claimed.status_code == 200, claimed.text
+        replied = await client.post(
+            f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
+        )
+        assert replied.status_code == 202, replied.text
+        assert replied.json()["channel"] == "web"
+
+        page_url = f"{web}{body['status_page_url']}"
+
+        async def answer_shown() -> bool:
+            return "Wij hebben uw vergunning hersteld." in (await client.get(page_url)).text
+
+        await wait_until(answer_shown)
+        page = await client.get(page_url)
+        assert item.case_ref in page.text
+        assert "<script>alert(1)</script>" not in page.text
+
+        async def delivery_recorded() -> bool:
+            case = await client.get(
+                f"{dossier}/api/v1/cases/{item.case_ref}",
+                headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+            )
+            return any(c.get("delivery_status") == "sent" for c in case.json()["contacts"])
+
+        await wait_until(delivery_recorded)
+
+        # The citizen answers from the status page: a new contact on the same case.
+        hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text))
+        sent = await client.post(
+            f"{page_url}/reply",
+            data={**hidden, "text": "Dank u, het werkt weer. Wietske"},
+            cookies=page.cookies,
+        )
+        assert sent.status_code == 303, sent.text
+
+        async def reply_on_case() -> bool:
+            case = await client.get(
+                f"{dossier}/api/v1/cases/{item.case_ref}",
+                headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+            )
+            inbound = [c for c in case.json()["contacts"] if c["direction"] == "inbound"]
+            return len(inbound) == 2
+
+        await wait_until(reply_on_case)
+
+    for service in services.values():
+        assert service.stop() == 0, f"{service.name} did not stop cleanly"
+        for secret in PERSONAL:
+            assert secret not in service.log(), f"{service.name} logged {secret!r}"
