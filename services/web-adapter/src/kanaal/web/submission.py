@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -32,6 +33,7 @@ from kanaal.common.contract import (
     Phone,
     ShortText,
 )
+from kanaal.web.attachments import SIGNATURES
 
 MAX_WEB_TEXT = 20_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -55,6 +57,16 @@ class WebChannelConfig(BaseModel):
         None, description="tell the citizen by e-mail that an answer waits (never its text)"
     )
 
+    @field_validator("attachment_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SIGNATURES))
+        if unknown:
+            raise ValueError(
+                f"unknown type(s) {', '.join(unknown)}; known: {', '.join(SIGNATURES)}"
+            )
+        return value
+
 
 class EmailNotice(BaseModel):
     """`channels.web.notify`: the mail that says an answer is on the status page."""
@@ -68,6 +80,13 @@ class EmailNotice(BaseModel):
         "Er staat een antwoord voor u klaar over uw bericht aan de gemeente. "
         "U leest het op: {status_url}"
     )
+
+    @field_validator("text")
+    @classmethod
+    def _has_link(cls, value: str) -> str:
+        if "{status_url}" not in value:
+            raise ValueError("the text must hold {status_url}, where the link goes")
+        return value
 
 
 WebChannelConfig.model_rebuild()
