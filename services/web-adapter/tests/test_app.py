@@ -64,8 +64,10 @@ async def publish_answer(vhost: RabbitVhost, answer: ContactMessage) -> None:
         )
 
 
-def answer_to(contact: ContactMessage, text: str) -> ContactMessage:
+def answer_to(contact: ContactMessage, text: str, case_ref: str | None = None) -> ContactMessage:
+    """An agent's answer as the dossier puts it on kanaal.outbound."""
     return ContactMessage.new(
+        case_ref=case_ref,
         channel="web",
         direction=Direction.OUTBOUND,
         entry_point="contactformulier",
@@ -176,7 +178,7 @@ async def test_a_reply_from_the_status_page_is_a_new_contact_answering_the_last_
             json={"subject": "parkeren", "text": "Vraag", "case_ref": "K-2026-000042"},
         )
         first = ContactMessage.model_validate_json((await take(queue)).body)
-        answer = answer_to(first, "Antwoord")
+        answer = answer_to(first, "Antwoord", case_ref="K-2026-000042")
         await publish_answer(web.vhost, answer)
         page_path = accepted.json()["status_page_url"]
         for _ in range(100):
@@ -370,7 +372,8 @@ async def test_the_store_keeps_threads_and_answers_on_postgresql(postgres_url: s
         thread_id = await store.record_submission(contact, "a" * 64, token="t" * 43)
         assert await store.record_submission(contact, "a" * 64, token="t" * 43) == thread_id
         answer = answer_to(contact, "Antwoord")
-        assert await store.thread_for_answer(contact.source_ref, None) == thread_id
+        assert await store.thread_for_answer(contact.source_ref) == thread_id
+        assert await store.thread_for_answer(None) is None
         assert await store.record_answer(thread_id, answer)
         assert not await store.record_answer(thread_id, answer)
         thread = await store.thread("t" * 43)

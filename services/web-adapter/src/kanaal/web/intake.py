@@ -194,9 +194,9 @@ class WebIntake:
 
     async def deliver(self, answer: ContactMessage) -> str:
         """`outbound.web`: keep the answer for its status page; notify by e-mail if asked."""
-        thread_id = await self.store.thread_for_answer(answer.in_reply_to, answer.case_ref)
+        thread_id = await self.store.thread_for_answer(answer.in_reply_to)
         if thread_id is None:
-            raise PermanentFailure("the answer belongs to no web submission this adapter knows")
+            raise PermanentFailure("the answer replies to no web message this adapter knows")
         if await self.store.record_answer(thread_id, answer):
             log.info("answer kept for its status page", contact_id=str(answer.id))
         if self.channel.notify is not None and answer.party.email:

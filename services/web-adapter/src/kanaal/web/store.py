@@ -207,7 +207,7 @@ class WebStore:
                         id=thread_id,
                         token_sha256=token_digest(token),
                         subject=contact.subject,
-                        case_ref=contact.case_ref,
+                        case_ref=None,  # only what the dossier says, never what was typed
                         created_at=now,
                     )
                 )
@@ -268,36 +268,29 @@ class WebStore:
         )
 
     async def set_case_ref(self, thread_id: str, case_ref: str) -> None:
+        """The case the dossier put the thread's newest contact on (a follow-up may move it)."""
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(threads)
-                .where(threads.c.id == thread_id, threads.c.case_ref.is_(None))
-                .values(case_ref=case_ref)
+                update(threads).where(threads.c.id == thread_id).values(case_ref=case_ref)
             )
 
-    async def thread_for_answer(self, in_reply_to: str | None, case_ref: str | None) -> str | None:
-        """The thread an answer belongs to: the contact it answers, else its case's newest."""
+    async def thread_for_answer(self, in_reply_to: str | None) -> str | None:
+        """The thread an answer belongs to: the one holding the message it answers.
+
+        Never by case reference alone: a citizen can type any case's reference into the
+        form, so a case reference does not prove whose status page an answer belongs on.
+        """
+        if in_reply_to is None:
+            return None
         async with self.engine.connect() as connection:
-            if in_reply_to is not None:
+            found = await connection.scalar(
+                select(contacts.c.thread_id).where(contacts.c.source_ref == in_reply_to)
+            )
+            if found is None:
                 found = await connection.scalar(
-                    select(contacts.c.thread_id).where(contacts.c.source_ref == in_reply_to)
+                    select(answers.c.thread_id).where(answers.c.source_ref == in_reply_to)
                 )
-                if found is None:
-                    found = await connection.scalar(
-                        select(answers.c.thread_id).where(answers.c.source_ref == in_reply_to)
-                    )
-                if found is not None:
-                    return str(found)
-            if case_ref is not None:
-                found = await connection.scalar(
-                    select(threads.c.id)
-                    .where(threads.c.case_ref == case_ref)
-                    .order_by(threads.c.created_at.desc())
-                    .limit(1)
-                )
-                if found is not None:
-                    return str(found)
-        return None
+        return None if found is None else str(found)
 
     async def record_answer(self, thread_id: str, answer: ContactMessage) -> bool:
         """Keep an agent's answer for its thread; False when it was kept before (a redelivery)."""
