@@ -1,0 +1,1 @@
+"""The agent desk: agents take their next work, see the whole customer, and answer."""
