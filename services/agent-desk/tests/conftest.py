@@ -109,7 +109,8 @@ class Suite:
         return contact
 
     async def depth(self, queue: str) -> int:
-        declared = await self.channel.declare_queue(queue, passive=True)
+        # robust=False: a robust channel caches passive declarations, counts and all.
+        declared = await self.channel.declare_queue(queue, passive=True, robust=False)
         return int(declared.declaration_result.message_count or 0)
 
     async def wait_depth(self, queue: str, expected: int, timeout: float = 30) -> None:

@@ -174,7 +174,8 @@ async def queue_depths(
     try:
         for name in names:
             try:
-                declared = await channel.declare_queue(name, passive=True)
+                # robust=False: a robust channel caches passive declarations (and their counts).
+                declared = await channel.declare_queue(name, passive=True, robust=False)
                 depths[name] = declared.declaration_result.message_count
             except aiormq.exceptions.ChannelNotFoundEntity:
                 depths[name] = None
