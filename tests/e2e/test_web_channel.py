@@ -21,11 +21,11 @@ AGENT_TOKEN = "e2e-anna-" + uuid.uuid4().hex
 CITIZEN = {
     "name": "Wietske Hoogeveen",
     "email": "wietske.hoogeveen@example.org",
-    "phone": "06 97531246",
+    "phone": "06 24681359",
     "subject": "parkeren",
     "text": "Mijn bezoekersvergunning voor de Palmgracht doet het niet.",
 }
-PERSONAL = ("Wietske", "Hoogeveen", "wietske.hoogeveen", "97531246", "Palmgracht")
+PERSONAL = ("Wietske", "Hoogeveen", "wietske.hoogeveen", "24681359", "Palmgracht")
 ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
 
 
@@ -93,7 +93,6 @@ async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_
         sent = await client.post(
             f"{page_url}/reply",
             data={**hidden, "text": "Dank u, het werkt weer. Wietske"},
-            cookies=page.cookies,
         )
         assert sent.status_code == 303, sent.text
 
