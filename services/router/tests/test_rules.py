@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kanaal.common.config import ConfigError, WorkQueuesConfig
 from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact
-from kanaal.router.rules import RoutingConfig, RoutingRules
+from kanaal.router.rules import Condition, RoutingConfig, RoutingRules
 from kanaal.router.sla import Duration
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -438,3 +438,28 @@ def test_every_decision_of_the_shipped_file_names_a_declared_queue(
 def test_a_missing_routing_yaml_says_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"routing\.yaml: file not found"):
         RoutingRules.load(tmp_path / "routing.yaml")
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.sampled_from(["web", "WEB", "Noord", "noord", "1", "true", "", "paspoort aanvragen"]),
+)
+CONDITIONS = st.one_of(
+    st.builds(lambda v: {"equals": v}, SCALARS.filter(lambda v: v is not None)),
+    st.builds(lambda v: {"in": v}, st.lists(SCALARS.filter(lambda v: v is not None), min_size=1)),
+    st.builds(lambda v: {"present": v}, st.booleans()),
+    st.builds(lambda v: {"regex": v}, st.sampled_from(["^web$", "paspoort|id-kaart", "1", "NRD"])),
+    st.builds(lambda v: {"min": v}, st.integers(0, 9)),
+    st.builds(lambda v: {"max": v}, st.integers(0, 9)),
+)
+
+
+@given(condition=CONDITIONS, value=SCALARS)
+def test_the_hot_path_predicate_answers_as_the_explained_test(
+    condition: dict[str, Any], value: Any
+) -> None:
+    # The router decides with predicate(); `rules explain` reports with test(): they agree.
+    parsed = Condition.model_validate(condition)
+    assert parsed.predicate()(value) == parsed.test(value)

@@ -10,7 +10,7 @@ deciding rule says `sticky: false`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -111,6 +111,27 @@ class Condition(BaseModel):
             return False
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
+    def predicate(self) -> Callable[[Any], bool]:
+        """`test` specialised once per condition for the hot path; the same answers."""
+        if self.equals is not None and isinstance(self.equals, str):
+            folded = self.equals.casefold()
+            return lambda value: (
+                value is not None
+                and not isinstance(value, bool)
+                and (value if isinstance(value, str) else str(value)).casefold() == folded
+            )
+        if self.one_of is not None and all(isinstance(o, str) for o in self.one_of):
+            options = frozenset(str(o).casefold() for o in self.one_of)
+            return lambda value: (
+                value is not None
+                and not isinstance(value, bool)
+                and (value if isinstance(value, str) else str(value)).casefold() in options
+            )
+        if self.regex is not None:
+            search = _compiled(self.regex).search
+            return lambda value: value is not None and search(str(value)) is not None
+        return self.test
+
     def describe(self) -> str:
         if self.present is not None:
             return "present" if self.present else "absent"
@@ -180,6 +201,16 @@ class When(BaseModel):
                 yield name, condition
         for key, condition in self.channel_data.items():
             yield f"channel_data.{key}", condition
+
+    def matcher(self) -> Callable[[Facts], bool]:
+        """A predicate for the hot path: `first_failure(...) is None` without the reasons."""
+        checks = tuple((name, condition.predicate()) for name, condition in self.conditions())
+
+        def holds(facts: Facts) -> bool:
+            get = facts.get
+            return all(test(get(name)) for name, test in checks)
+
+        return holds
 
     def first_failure(self, facts: Facts) -> str | None:
         """None when every condition holds, else why the first one does not."""
@@ -325,9 +356,11 @@ STRATEGY_KIND: Final[dict[str, WorkKind]] = {
 class RoutingRules:
     config: RoutingConfig
     queues: frozenset[str] = field(init=False)
+    matchers: tuple[Callable[[Facts], bool], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queues", frozenset(self.config.work_queues))
+        object.__setattr__(self, "matchers", tuple(r.when.matcher() for r in self.config.rules))
 
     @classmethod
     def load(cls, path: Path) -> RoutingRules:
@@ -346,13 +379,17 @@ class RoutingRules:
         not_matched: list[tuple[str, str]] = []
         notes: list[str] = []
         matched: Rule | None = None
-        for rule in config.rules:
+        for rule, holds in zip(config.rules, self.matchers, strict=True):
+            if not why:
+                if holds(facts):
+                    matched = rule
+                    break
+                continue
             failure = rule.when.first_failure(facts)
             if failure is None:
                 matched = rule
                 break
-            if why:
-                not_matched.append((rule.name, failure))
+            not_matched.append((rule.name, failure))
 
         if matched is not None:
             queue, label = matched.target, matched.name
