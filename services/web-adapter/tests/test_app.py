@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from pathlib import Path
 
 import aio_pika
 import httpx
 import pytest
+import yaml
 
+from kanaal.common.config import ConfigError
 from kanaal.common.contract import ContactMessage, DeliveryReport, Direction, RejectedInput
 from kanaal.common.messaging import SCHEMA_VERSION_HEADER
 from kanaal.common.testing import RabbitVhost
@@ -17,7 +20,7 @@ from kanaal.common.topology import EVENTS, OUTBOUND, Event, rejected_queue
 from kanaal.web.app import create_app
 from kanaal.web.store import WebStore, create_engine
 
-from .conftest import PNG, Web, web_settings
+from .conftest import PNG, REPO, Web, web_settings
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -382,3 +385,57 @@ async def test_the_store_keeps_threads_and_answers_on_postgresql(postgres_url: s
         assert thread.last_source_ref == answer.source_ref
     finally:
         await store.dispose()
+
+
+async def test_an_answer_notice_by_e_mail_has_the_link_and_never_the_answer(
+    rabbit_vhost: RabbitVhost, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "deploy" / "config", config)
+    channels = yaml.safe_load((config / "channels.yaml").read_text(encoding="utf-8"))
+    channels["channels"]["web"]["notify"] = {
+        "mailbox": "info@gemeente.example",
+        "text": "Er is een antwoord: {status_url}",
+    }
+    (config / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
+    settings = web_settings(
+        rabbit_vhost,
+        tmp_path,
+        config_dir=config,
+        web_public_url="https://contact.gemeente.example",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+            connection, queue = await tap(rabbit_vhost, Event.CONTACT_RECEIVED.key("web"))
+            async with connection:
+                accepted = await client.post(
+                    "/api/v1/messages", json={"subject": "afval", "text": "Vraag"}
+                )
+                contact = ContactMessage.model_validate_json((await take(queue)).body)
+            answer = answer_to(contact, "Het geheime antwoord", case_ref="K-2026-000007")
+            await publish_answer(rabbit_vhost, answer)
+            [mail] = await rabbit_vhost.wait_for("outbound.email", 1, timeout=10)
+    notice = ContactMessage.model_validate_json(mail.body)
+    assert notice.channel == "email"
+    assert notice.direction is Direction.OUTBOUND
+    assert notice.entry_point == "info@gemeente.example"
+    assert notice.party.email == "m.de.vries@example.org"
+    assert notice.case_ref == "K-2026-000007"
+    page = accepted.json()["status_page_url"]
+    assert notice.text == f"Er is een antwoord: https://contact.gemeente.example{page}"
+    assert "geheime" not in mail.body.decode()
+
+
+def test_a_notice_without_outbound_e_mail_is_a_config_error(
+    rabbit_vhost: RabbitVhost, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "deploy" / "config", config)
+    channels = yaml.safe_load((config / "channels.yaml").read_text(encoding="utf-8"))
+    channels["channels"]["web"]["notify"] = {"mailbox": "info@gemeente.example"}
+    channels["channels"]["email"]["outbound"] = False
+    (config / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"channels\.email\.outbound"):
+        create_app(web_settings(rabbit_vhost, tmp_path, config_dir=config))
