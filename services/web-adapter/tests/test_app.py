@@ -439,3 +439,27 @@ def test_a_notice_without_outbound_e_mail_is_a_config_error(
     (config / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"channels\.email\.outbound"):
         create_app(web_settings(rabbit_vhost, tmp_path, config_dir=config))
+
+
+@pytest.mark.postgres
+async def test_the_adapter_keeps_its_threads_and_answers_on_postgresql(
+    rabbit_vhost: RabbitVhost, tmp_path: Path, postgres_url: str
+) -> None:
+    app = create_app(web_settings(rabbit_vhost, tmp_path, web_database_url=postgres_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+            connection, queue = await tap(rabbit_vhost, Event.CONTACT_RECEIVED.key("web"))
+            async with connection:
+                accepted = await client.post(
+                    "/api/v1/messages", json={"subject": "afval", "text": "Op PostgreSQL"}
+                )
+                contact = ContactMessage.model_validate_json((await take(queue)).body)
+            await publish_answer(rabbit_vhost, answer_to(contact, "Antwoord uit PostgreSQL"))
+            status_url = accepted.json()["status_url"]
+            for _ in range(100):
+                status = (await client.get(status_url)).json()
+                if status["answers"]:
+                    break
+                await asyncio.sleep(0.05)
+    assert [a["text"] for a in status["answers"]] == ["Antwoord uit PostgreSQL"]
