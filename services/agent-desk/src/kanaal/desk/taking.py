@@ -174,8 +174,9 @@ async def queue_depths(
     try:
         for name in names:
             try:
-                # robust=False: a robust channel caches passive declarations (and their counts).
-                declared = await channel.declare_queue(name, passive=True, robust=False)
+                # A fresh channel per call: a robust channel caches passive declarations
+                # (and their counts), so a long-lived one would report stale depths.
+                declared = await channel.declare_queue(name, passive=True)
                 depths[name] = declared.declaration_result.message_count
             except aiormq.exceptions.ChannelNotFoundEntity:
                 depths[name] = None
