@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,9 +12,16 @@ import aio_pika
 import pytest
 from pydantic import SecretStr
 
+from kanaal.common.config import load_topology
 from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact, WorkItem
-from kanaal.common.messaging import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, SCHEMA_VERSION_HEADER
+from kanaal.common.messaging import (
+    DEAD_QUEUE_HEADER,
+    DEAD_REASON_HEADER,
+    RETRIED,
+    SCHEMA_VERSION_HEADER,
+)
 from kanaal.common.testing import RabbitVhost
+from kanaal.common.topology import apply
 from kanaal.router.app import RouterSettings, create_app
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -127,3 +135,29 @@ async def test_an_invalid_message_ends_in_dead_router_intake_and_routing_goes_on
 
     work = await rabbit_vhost.get("work.subject.afval")
     assert WorkItem.model_validate_json(work.body).contact_id == registered.contact.id
+
+
+async def test_a_contact_whose_work_queue_is_gone_is_retried_and_the_batch_goes_on(
+    rabbit_vhost: RabbitVhost, router: None, amqp_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    # Someone deleted a work queue: its work item comes back unroutable. That contact is
+    # handed back (not acked, not lost) while the other contacts of its batch are routed.
+    await amqp_channel.queue_delete("work.subject.afval")
+    retried_before = retried("router.intake")
+    lost = registered_contact("afval")
+    fine = registered_contact("parkeren")
+    await publish(amqp_channel, lost.model_dump_json().encode(), str(lost.contact.id))
+    await publish(amqp_channel, fine.model_dump_json().encode(), str(fine.contact.id))
+
+    work = await rabbit_vhost.get("work.subject.parkeren")
+    assert WorkItem.model_validate_json(work.body).contact_id == fine.contact.id
+    while retried("router.intake") == retried_before:  # noqa: ASYNC110 - in-process counter
+        await asyncio.sleep(0.02)
+
+    await apply(rabbit_vhost.url, load_topology(REPO_ROOT / "deploy" / "config", router=True))
+    back = await rabbit_vhost.get("work.subject.afval")
+    assert WorkItem.model_validate_json(back.body).contact_id == lost.contact.id
+
+
+def retried(queue: str) -> float:
+    return RETRIED.labels(queue)._value.get()

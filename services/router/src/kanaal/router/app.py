@@ -49,6 +49,7 @@ from kanaal.common.topology import (
     urgent_queue_name,
 )
 from kanaal.router.escalation import EscalationTimer, WaitingWork, escalate, hold_seconds
+from kanaal.router.intake import BatchIntake, Outgoing, Plan
 from kanaal.router.journal import Journal, apply_event
 from kanaal.router.rules import RoutingRules
 from kanaal.router.sla import due_at
@@ -90,6 +91,12 @@ class RouterSettings(ServiceSettings):
     )
     router_metrics_interval: float = Field(
         5.0, gt=0, description="seconds between work-queue depth and age measurements"
+    )
+    router_intake_batch: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="registered contacts routed, confirmed and acked together (intake prefetch)",
     )
     router_state_path: Path = Field(
         Path("var/router-state.db"),
@@ -176,7 +183,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
             message_id=timer.timer_id,
         )
 
-    async def route(registered: RegisteredContact) -> None:
+    def plan(body: bytes) -> Plan:
+        """One registered contact: its work item, `contact.routed` and SLA timer (pure)."""
+        registered = RegisteredContact.model_validate_json(body)
         rules = holder.rules
         with DECISION_SECONDS.time():
             decision = rules.decide(registered)
@@ -197,26 +206,54 @@ def create_app(settings: RouterSettings) -> FastAPI:
             routed_at=now,
             agent=decision.agent,
         )
-        body = item.model_dump_json().encode()  # serialised once, published twice
-        effects = [
-            publish_work(item, decision.urgent, body),
-            publisher.publish(
-                body,
-                exchange=EVENTS,
-                routing_key=Event.CONTACT_ROUTED.key(contact.channel),
-                message_type=Event.CONTACT_ROUTED,
-                message_id=contact.id,
+        work = item.model_dump_json().encode()  # serialised once, published twice
+        messages = [
+            Outgoing(
+                WORK.name,
+                urgent_queue_name(item.queue) if decision.urgent else item.queue,
+                work,
+                Event.WORK_ITEM,
+                str(contact.id),
+            ),
+            Outgoing(
+                EVENTS.name,
+                Event.CONTACT_ROUTED.key(contact.channel),
+                work,
+                Event.CONTACT_ROUTED,
+                str(contact.id),
             ),
         ]
         if due is not None and decision.escalation:
-            effects.append(
-                schedule(EscalationTimer(item=item, due_at=due, steps=list(decision.escalation)))
+            timer = EscalationTimer(item=item, due_at=due, steps=list(decision.escalation))
+            remaining = (due - now).total_seconds()
+            messages.append(
+                Outgoing(
+                    "",
+                    hold_queue(hold_seconds(remaining)).name,
+                    timer.model_dump_json().encode(),
+                    TIMER_TYPE,
+                    timer.timer_id,
+                )
             )
-        await asyncio.gather(*effects)
-        # The router remembers what it routed itself (for the oldest-age metric).
-        journal.append(Event.CONTACT_ROUTED, body)
-        waiting.routed(item)
-        ROUTED.labels(decision.rule, decision.queue).inc()
+        return Plan(messages, record=(item, work))
+
+    def routed(records: list[tuple[WorkItem, bytes]]) -> None:
+        """After the batch is confirmed: remember it (for the oldest-age metric), count it."""
+        journal.append_many(Event.CONTACT_ROUTED, [work for _, work in records])
+        for item, _ in records:
+            waiting.routed(item)
+            ROUTED.labels(item.rule, item.queue).inc()
+
+    intake = BatchIntake(
+        url,
+        ROUTER_INTAKE,
+        plan=plan,
+        settled=routed,
+        batch=settings.router_intake_batch,
+        retry_delay=settings.retry_delay,
+        publish_timeout=settings.publish_timeout,
+        app_id="kanaal-router",
+    )
 
     async def fire(timer: EscalationTimer) -> None:
         # Until the state stream is read to its end, a claim could be unknown here.
@@ -246,15 +283,6 @@ def create_app(settings: RouterSettings) -> FastAPI:
             to_queue=outcome.item.queue,
         )
 
-    subscribe(
-        broker,
-        ROUTER_INTAKE,
-        model=RegisteredContact,
-        effect=route,
-        publisher=publisher,
-        retry_delay=settings.retry_delay,
-        description="Registered contacts; each becomes one work item and a contact.routed event.",
-    )
     subscribe(
         broker,
         ROUTER_TIMERS,
@@ -301,6 +329,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     async def running(_: object) -> AsyncIterator[None]:
         connection = await aio_pika.connect_robust(url, timeout=10)
         tasks: set[asyncio.Task[None]] = set()
+        intake_task: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
 
         def reload_now() -> None:
@@ -311,6 +340,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
         try:
             await asyncio.to_thread(journal.replay, waiting)
             caught_up.set()
+            intake_task = asyncio.create_task(intake.run())
             tasks.add(asyncio.create_task(watch_rules(holder, settings.router_reload_interval)))
             tasks.add(
                 asyncio.create_task(
@@ -323,6 +353,16 @@ def create_app(settings: RouterSettings) -> FastAPI:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            # The batch in hand is finished and acked; what waits goes back to the queue.
+            intake.stop()
+            if intake_task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(intake_task), settings.publish_timeout + 5
+                    )
+                intake_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await intake_task
             for task in tasks:
                 task.cancel()
             # Shutdown must end: a task stuck in a broker call does not hold the process.
@@ -335,10 +375,13 @@ def create_app(settings: RouterSettings) -> FastAPI:
     async def state_ready() -> bool:
         return caught_up.is_set()
 
+    async def intake_ready() -> bool:
+        return intake.connected
+
     return service_app(
         "router",
         settings,
-        checks={"broker": broker_check(broker), "state": state_ready},
+        checks={"broker": broker_check(broker), "state": state_ready, "intake": intake_ready},
         lifespan=lifespan,
     )
 

@@ -43,6 +43,22 @@ class Journal:
             "INSERT INTO events (kind, body, at) VALUES (?, ?, ?)", (kind, body, time.time())
         )
 
+    def append_many(self, kind: str, bodies: list[bytes]) -> None:
+        """Several events of one kind in one transaction (one commit for a batch)."""
+        if not bodies:
+            return
+        now = time.time()
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO events (kind, body, at) VALUES (?, ?, ?)",
+                [(kind, body, now) for body in bodies],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def replay(self, waiting: WaitingWork) -> int:
         self._db.execute("DELETE FROM events WHERE at < ?", (time.time() - RETENTION_SECONDS,))
         count = 0
