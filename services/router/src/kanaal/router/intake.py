@@ -203,15 +203,19 @@ class BatchIntake:
                             routing_key=routing_key,
                             properties=properties,
                             mandatory=True,
-                            timeout=self._publish_timeout,
                         )
                     )
                 )
-        # All confirms of the batch together; a delivery fails if any of its messages did.
-        await asyncio.gather(*(f for d in deliveries for f in d.sent), return_exceptions=True)
+        # All confirms of the batch together, within one timeout; a delivery fails if any
+        # of its messages was refused, returned or not confirmed in time.
+        sent = [f for d in deliveries for f in d.sent]
+        if sent:
+            _, late = await asyncio.wait(sent, timeout=self._publish_timeout)
+            for future in late:
+                future.cancel()
         for delivery in deliveries:
             for future in delivery.sent:
-                error = future.exception()
+                error = TimeoutError() if future.cancelled() else future.exception()
                 if error is not None:
                     delivery.failed = True
                     log.warning(
@@ -221,8 +225,7 @@ class BatchIntake:
                     )
             if delivery.plan is None and not delivery.failed:
                 DEAD_LETTERED.labels(self._queue.name).inc()
-        sent = [d for d in deliveries if not d.failed]
-        self._settled([d.plan.record for d in sent if d.plan is not None])
+        self._settled([d.plan.record for d in deliveries if d.plan and not d.failed])
         # A `multiple` ack covers every earlier delivery: the batch before must be settled.
         with contextlib.suppress(Exception):
             await previous
