@@ -10,7 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kanaal.common.contract import CaseEvent, CaseEventKind, WorkItem
-from kanaal.router.escalation import EscalationTimer, WaitingWork, escalate, hold_seconds
+from kanaal.router.escalation import (
+    EscalationTimer,
+    TimerMessage,
+    WaitingWork,
+    escalate,
+    hold_seconds,
+    timer_batches,
+)
 from kanaal.router.journal import Journal
 from kanaal.router.rules import EscalationStep
 from kanaal.router.sla import Calendar, Duration, due_at
@@ -223,3 +230,21 @@ def test_the_journal_gives_a_restarted_router_the_same_view_of_waiting_work(
     assert restarted.is_settled(item(contact_id=uuid.UUID(int=1)))
     assert not restarted.is_settled(item(contact_id=uuid.UUID(int=2)))
     assert set(restarted.items) == {uuid.UUID(int=2)}
+
+
+def test_timers_of_a_batch_share_one_message_per_holding_queue_and_both_forms_parse() -> None:
+    soon = [EscalationTimer(item=item(), due_at=ROUTED + timedelta(seconds=40), steps=CHAIN)]
+    later = [
+        EscalationTimer(item=item(), due_at=ROUTED + timedelta(hours=h), steps=CHAIN)
+        for h in (2, 3)
+    ]
+    batches = timer_batches([*later, *soon], ROUTED)
+    assert {s: [t.item.contact_id for t in b.timers] for s, b in batches.items()} == {
+        hold_seconds(40): [soon[0].item.contact_id],
+        hold_seconds(7200): [t.item.contact_id for t in later],
+    }
+    # A timer sent on its own (routers before batching) is still understood.
+    single = TimerMessage.model_validate_json(soon[0].model_dump_json())
+    batch = TimerMessage.model_validate_json(batches[hold_seconds(7200)].model_dump_json())
+    assert single.timers == soon
+    assert batch.timers == later

@@ -48,7 +48,13 @@ from kanaal.common.topology import (
     hold_queue,
     urgent_queue_name,
 )
-from kanaal.router.escalation import EscalationTimer, WaitingWork, escalate, hold_seconds
+from kanaal.router.escalation import (
+    EscalationTimer,
+    TimerMessage,
+    WaitingWork,
+    escalate,
+    timer_batches,
+)
 from kanaal.router.intake import BatchIntake, Outgoing, Plan
 from kanaal.router.journal import Journal, apply_event
 from kanaal.router.rules import RoutingRules
@@ -174,14 +180,15 @@ def create_app(settings: RouterSettings) -> FastAPI:
             message_id=item.contact_id,
         )
 
-    async def schedule(timer: EscalationTimer) -> None:
-        remaining = (timer.due_at - datetime.now(UTC)).total_seconds()
-        await publisher.to_queue(
-            timer,
-            queue=hold_queue(hold_seconds(remaining)).name,
-            message_type=TIMER_TYPE,
-            message_id=timer.timer_id,
-        )
+    async def schedule(timers: list[EscalationTimer]) -> None:
+        """Timers back into the holding queues, one message per queue."""
+        for seconds, batch in timer_batches(timers, datetime.now(UTC)).items():
+            await publisher.to_queue(
+                batch,
+                queue=hold_queue(seconds).name,
+                message_type=TIMER_TYPE,
+                message_id=batch.batch_id,
+            )
 
     def plan(body: bytes) -> Plan:
         """One registered contact: its work item, `contact.routed` and SLA timer (pure)."""
@@ -223,19 +230,23 @@ def create_app(settings: RouterSettings) -> FastAPI:
                 str(contact.id),
             ),
         ]
+        timers = []
         if due is not None and decision.escalation:
-            timer = EscalationTimer(item=item, due_at=due, steps=list(decision.escalation))
-            remaining = (due - now).total_seconds()
-            messages.append(
-                Outgoing(
-                    "",
-                    hold_queue(hold_seconds(remaining)).name,
-                    timer.model_dump_json().encode(),
-                    TIMER_TYPE,
-                    timer.timer_id,
-                )
+            timers.append(EscalationTimer(item=item, due_at=due, steps=list(decision.escalation)))
+        return Plan(messages, record=(item, work), shared=timers)
+
+    def batch_timers(timers: list[EscalationTimer]) -> list[Outgoing]:
+        """The SLA timers of a whole intake batch: one message per holding queue."""
+        return [
+            Outgoing(
+                "",
+                hold_queue(seconds).name,
+                batch.model_dump_json().encode(),
+                TIMER_TYPE,
+                batch.batch_id,
             )
-        return Plan(messages, record=(item, work))
+            for seconds, batch in timer_batches(timers, datetime.now(UTC)).items()
+        ]
 
     def routed(records: list[tuple[WorkItem, bytes]]) -> None:
         """After the batch is confirmed: remember it (for the oldest-age metric), count it."""
@@ -248,6 +259,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
         url,
         ROUTER_INTAKE,
         plan=plan,
+        combine=batch_timers,
         settled=routed,
         batch=settings.router_intake_batch,
         retry_delay=settings.retry_delay,
@@ -255,20 +267,28 @@ def create_app(settings: RouterSettings) -> FastAPI:
         app_id="kanaal-router",
     )
 
-    async def fire(timer: EscalationTimer) -> None:
+    async def fire(message: TimerMessage) -> None:
         # Until the state stream is read to its end, a claim could be unknown here.
         await caught_up.wait()
-        if waiting.is_settled(timer.item):
-            return
         now = datetime.now(UTC)
-        if now < timer.due_at:
-            await schedule(timer)
-            return
+        later: list[EscalationTimer] = []
+        for timer in message.timers:
+            if waiting.is_settled(timer.item):
+                continue
+            if now < timer.due_at:
+                later.append(timer)
+                continue
+            await escalate_now(timer, now)
+        await schedule(later)
+
+    async def escalate_now(timer: EscalationTimer, now: datetime) -> None:
         rules = holder.rules
         outcome = escalate(timer, now, rules.config.calendar)
         await publish_work(outcome.item, outcome.item.priority >= rules.config.urgent_priority)
+        # The next timer before the event: once the event is folded in, a redelivered
+        # timer counts as settled and would not schedule it again.
         if outcome.next_timer is not None:
-            await schedule(outcome.next_timer)
+            await schedule([outcome.next_timer])
         await publisher.event(
             Event.CASE_ESCALATED,
             outcome.event,
@@ -286,7 +306,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     subscribe(
         broker,
         ROUTER_TIMERS,
-        model=EscalationTimer,
+        model=TimerMessage,
         effect=fire,
         publisher=publisher,
         retry_delay=settings.retry_delay,

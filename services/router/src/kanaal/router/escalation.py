@@ -9,10 +9,11 @@ folded into a :class:`WaitingWork` view.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from kanaal.common.contract import CaseEvent, CaseEventKind, WorkItem
 from kanaal.common.topology import HOLD_SECONDS
@@ -32,6 +33,36 @@ class EscalationTimer(BaseModel):
     @property
     def timer_id(self) -> str:
         return f"{self.item.contact_id}:{self.item.escalation_step}"
+
+
+class TimerBatch(BaseModel):
+    """Several timers in one message: one per holding queue for a batch of routed contacts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timers: list[EscalationTimer] = Field(min_length=1)
+
+    @property
+    def batch_id(self) -> str:
+        return f"{self.timers[0].timer_id}+{len(self.timers) - 1}"
+
+
+class TimerMessage(RootModel[TimerBatch | EscalationTimer]):
+    """What `router.timers` carries: a batch, or a single timer (as routers before 0.2 sent)."""
+
+    @property
+    def timers(self) -> list[EscalationTimer]:
+        root = self.root
+        return root.timers if isinstance(root, TimerBatch) else [root]
+
+
+def timer_batches(timers: Iterable[EscalationTimer], now: datetime) -> dict[int, TimerBatch]:
+    """Timers grouped by the holding queue each waits in (seconds), one batch per queue."""
+    groups: dict[int, list[EscalationTimer]] = {}
+    for timer in timers:
+        wait = hold_seconds((timer.due_at - now).total_seconds())
+        groups.setdefault(wait, []).append(timer)
+    return {wait: TimerBatch(timers=group) for wait, group in groups.items()}
 
 
 def hold_seconds(remaining: float) -> int:

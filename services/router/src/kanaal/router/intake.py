@@ -64,10 +64,12 @@ class Outgoing:
 
 @dataclass
 class Plan:
-    """What one delivery causes: the messages to publish, and what to remember once sent."""
+    """What one delivery causes: its own messages, items sent once per batch with those of
+    other deliveries (`shared`, e.g. SLA timers), and what to remember once all are sent."""
 
     messages: list[Outgoing]
     record: Any = None
+    shared: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -83,8 +85,10 @@ class BatchIntake:
 
     `plan(body)` is pure: it returns a :class:`Plan` or raises pydantic's ValidationError
     or :class:`Refused` for a message that can never succeed (kept in `dead.<queue>` with
-    the reason). `settled(records)` runs after a batch's messages are confirmed and before
-    its deliveries are acked, with the `record` of every routed delivery, in order.
+    the reason). `combine(shared)` turns the `shared` items of a whole batch into messages;
+    if one of those fails, every delivery that contributed to it is handed back.
+    `settled(records)` runs after a batch's messages are confirmed and before its
+    deliveries are acked, with the `record` of every routed delivery, in order.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class BatchIntake:
         queue: Queue,
         *,
         plan: Callable[[bytes], Plan],
+        combine: Callable[[list[Any]], list[Outgoing]],
         settled: Callable[[list[Any]], None],
         batch: int,
         retry_delay: float,
@@ -102,6 +107,7 @@ class BatchIntake:
         self._url = url
         self._queue = queue
         self._plan = plan
+        self._combine = combine
         self._settled = settled
         self._batch = batch
         self._retry_delay = retry_delay
@@ -194,21 +200,16 @@ class BatchIntake:
                 outgoing = [self._dead(delivery.message, describe_validation_error(exc), now)]
             except Refused as exc:
                 outgoing = [self._dead(delivery.message, str(exc), now)]
-            for exchange, routing_key, body, properties in outgoing:
-                delivery.sent.append(
-                    asyncio.ensure_future(
-                        channel.basic_publish(
-                            body,
-                            exchange=exchange,
-                            routing_key=routing_key,
-                            properties=properties,
-                            mandatory=True,
-                        )
-                    )
-                )
+            delivery.sent = [self._publish(channel, publish) for publish in outgoing]
+        contributors = [d for d in deliveries if d.plan is not None and d.plan.shared]
+        shared = [item for d in contributors for item in d.plan.shared]  # type: ignore[union-attr]
+        for message in self._combine(shared) if shared else []:
+            future = self._publish(channel, self._message(message, now))
+            for delivery in contributors:
+                delivery.sent.append(future)
         # All confirms of the batch together, within one timeout; a delivery fails if any
         # of its messages was refused, returned or not confirmed in time.
-        sent = [f for d in deliveries for f in d.sent]
+        sent = {f for d in deliveries for f in d.sent}
         if sent:
             _, late = await asyncio.wait(sent, timeout=self._publish_timeout)
             for future in late:
@@ -230,6 +231,20 @@ class BatchIntake:
         with contextlib.suppress(Exception):
             await previous
         await self._settle(deliveries)
+
+    @staticmethod
+    def _publish(channel: aiormq.abc.AbstractChannel, publish: _Publish) -> asyncio.Future[Any]:
+        """Publish now; the future completes with the broker's confirm (or return)."""
+        exchange, routing_key, body, properties = publish
+        return asyncio.ensure_future(
+            channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+            )
+        )
 
     async def _settle(self, deliveries: list[_Delivery]) -> None:
         if not any(d.failed for d in deliveries):
