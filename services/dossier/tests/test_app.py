@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kanaal.common.contract import ContactMessage, RegisteredContact, WorkItem
+from kanaal.common.contract import ContactMessage, ContactUpdate, RegisteredContact, WorkItem
 from kanaal.common.messaging import DEAD_REASON_HEADER
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import Event
@@ -177,7 +177,12 @@ async def test_contacts_find_their_party_and_case(
     assert second.party_id == first.party_id
     assert second.case_is_new
 
-    on_case = make_contact(channel="phone", entry_point="14020", case_ref=first.case_ref)
+    on_case = make_contact(
+        channel="phone",
+        entry_point="14020",
+        party={"email": "jan@example.nl"},
+        case_ref=first.case_ref,
+    )
     await publish_contact(amqp_channel, on_case)
     [third] = await registered_on_router_intake(rabbit_vhost)
     assert third.case_ref == first.case_ref
@@ -191,7 +196,7 @@ async def test_a_routed_event_lands_once_on_the_case_timeline_and_makes_the_queu
     make_contact: ContactFactory,
     http: httpx.AsyncClient,
 ) -> None:
-    contact = make_contact()
+    contact = make_contact(party={"email": "vast@example.nl"})
     await publish_contact(amqp_channel, contact)
     [registered] = await registered_on_router_intake(rabbit_vhost)
     item = WorkItem(
@@ -227,7 +232,7 @@ async def test_a_routed_event_lands_once_on_the_case_timeline_and_makes_the_queu
     [dead] = await rabbit_vhost.wait_for("dead.dossier.events", 1, timeout=15)
     assert "invalid message" in str(dead.headers[DEAD_REASON_HEADER])
 
-    follow_up = make_contact(case_ref=registered.case_ref)
+    follow_up = make_contact(party=contact.party, case_ref=registered.case_ref)
     await publish_contact(amqp_channel, follow_up)
     [sticky] = await registered_on_router_intake(rabbit_vhost)
     assert sticky.case_queue == "work.subject.parkeren"
@@ -272,3 +277,91 @@ async def test_the_api_needs_the_token(app: FastAPI, settings: DossierSettings) 
         response = await client.get("/api/v1/cases/K-2026-000001", headers=right)
     assert response.status_code == 503
     assert "KANAAL_DOSSIER_API_TOKEN" in response.json()["detail"]
+
+
+async def publish_update(
+    channel: aio_pika.abc.AbstractChannel, update: ContactUpdate, message_id: str
+) -> None:
+    exchange = await channel.get_exchange("kanaal.events")
+    await exchange.publish(
+        aio_pika.Message(
+            update.model_dump_json().encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            type=Event.CONTACT_UPDATED.value,
+        ),
+        routing_key=Event.CONTACT_UPDATED.key(update.channel),
+    )
+
+
+@pytest.mark.usefixtures("app")
+async def test_counter_desk_events_land_once_each_on_the_case_timeline(
+    rabbit_vhost: RabbitVhost,
+    amqp_channel: aio_pika.abc.AbstractChannel,
+    make_contact: ContactFactory,
+    http: httpx.AsyncClient,
+) -> None:
+    visit = make_contact(channel="counter", entry_point="centrum", source_ref="ticket-C03")
+    called = ContactUpdate(
+        contact_id=visit.id,
+        channel="counter",
+        event="called",
+        channel_data={"status": "called", "desk": "2", "wait_seconds": 95},
+        at=datetime.now(UTC),
+    )
+    # The counter adapter's update may overtake its contact: it waits for it (retried).
+    await publish_update(amqp_channel, called, "update-called")
+    await asyncio.sleep(0.3)
+    await publish_contact(amqp_channel, visit)
+    [registered] = await registered_on_router_intake(rabbit_vhost)
+    served = ContactUpdate(
+        contact_id=visit.id,
+        channel="counter",
+        event="served",
+        channel_data={"status": "served", "desk": "2", "outcome": "afgehandeld"},
+        at=datetime.now(UTC),
+    )
+    for _ in range(2):  # a redelivery, as the counter adapter may send it
+        await publish_update(amqp_channel, served, "update-served")
+        await publish_update(amqp_channel, called, "update-called")
+
+    def both_recorded(case: dict[str, Any]) -> bool:
+        return [e["kind"] for e in case["timeline"]].count("contact.updated") >= 2
+
+    await case_when(http, registered.case_ref, both_recorded)
+    await asyncio.sleep(0.5)  # let the redeliveries arrive: they must change nothing
+    case = (await http.get(f"/api/v1/cases/{registered.case_ref}")).json()
+    lines = [e for e in case["timeline"] if e["kind"] == "contact.updated"]
+    assert sorted(e["data"]["text"] for e in lines) == [
+        "geholpen, balie 2, resultaat afgehandeld",
+        "opgeroepen, balie 2, wachttijd 2 min",
+    ]
+    assert all(e["actor"] == "channel:counter" for e in lines)
+    assert await rabbit_vhost.wait_for("dead.dossier.events", 1, timeout=0.5) == []
+
+
+@pytest.mark.usefixtures("app")
+async def test_a_typed_case_ref_of_another_customer_is_not_followed_and_not_shown(
+    rabbit_vhost: RabbitVhost,
+    amqp_channel: aio_pika.abc.AbstractChannel,
+    make_contact: ContactFactory,
+    http: httpx.AsyncClient,
+) -> None:
+    await publish_contact(amqp_channel, make_contact(party={"email": "jan@example.nl"}))
+    [citizen] = await registered_on_router_intake(rabbit_vhost)
+    typist = make_contact(party={"email": "piet@example.nl"}, case_ref=citizen.case_ref)
+    await publish_contact(amqp_channel, typist)
+    [registered] = await registered_on_router_intake(rabbit_vhost)
+    assert registered.case_is_new
+    assert registered.case_ref != citizen.case_ref
+
+    # What the web adapter's status page asks: the typist's own new case, status open.
+    landed = (await http.get(f"/api/v1/contacts/{typist.id}")).json()
+    assert (landed["case_ref"], landed["case_status"]) == (registered.case_ref, "open")
+    case = (await http.get(f"/api/v1/cases/{registered.case_ref}")).json()
+    [note] = [e for e in case["timeline"] if e["kind"] == "case.noted"]
+    assert note["actor"] == "dossier"
+    assert note["data"]["text"] == f"Noemt zaak {citizen.case_ref}, niet gekoppeld: andere klant"
+    other = (await http.get(f"/api/v1/cases/{citizen.case_ref}")).json()
+    assert len(other["contacts"]) == 1

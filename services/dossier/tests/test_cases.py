@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,15 +14,19 @@ from kanaal.dossier.cases import (
     ClosedCaseAction,
     EarlierContact,
     EscalationOutcome,
+    KnownCase,
     NoReplyRoute,
     QueueReason,
+    RefusedReason,
     ReplyRoute,
     StaleReason,
     choose_reply_route,
     decide_claim,
     decide_escalation,
+    describe_update,
     format_case_ref,
     is_case_ref,
+    link_case,
     on_contact_for_closed_case,
 )
 
@@ -183,3 +188,67 @@ def test_a_channel_the_customer_never_used_needs_an_entry_point() -> None:
 def test_no_channel_that_can_send_is_refused() -> None:
     with pytest.raises(NoReplyRoute, match="name a channel"):
         choose_reply_route([PHONE], OUT)
+
+
+# -- which case a contact joins ---------------------------------------------------------------
+
+OWNER, OTHER = uuid.uuid4(), uuid.uuid4()
+NAMED = KnownCase(uuid.uuid4(), "K-2026-000001", OWNER)
+THREAD = KnownCase(uuid.uuid4(), "K-2026-000002", OTHER)
+
+
+def test_a_named_case_of_the_same_party_is_joined() -> None:
+    link = link_case(NAMED.ref, NAMED, None, OWNER)
+    assert (link.case, link.refused, link.note) == (NAMED, None, None)
+
+
+def test_a_named_case_of_another_party_is_refused_and_kept_as_a_note() -> None:
+    link = link_case(NAMED.ref, NAMED, None, OTHER)
+    assert link.case is None
+    assert link.refused is RefusedReason.OTHER_PARTY
+    assert link.note == "Noemt zaak K-2026-000001, niet gekoppeld: andere klant"
+
+
+def test_a_named_case_the_contact_answers_a_message_of_is_joined_whoever_writes() -> None:
+    own_thread = KnownCase(NAMED.id, NAMED.ref, OWNER)
+    link = link_case(NAMED.ref, NAMED, own_thread, OTHER)
+    assert (link.case, link.refused) == (NAMED, None)
+
+
+def test_a_refused_reference_leaves_the_contact_on_the_thread_it_answers() -> None:
+    link = link_case(NAMED.ref, NAMED, THREAD, OTHER)
+    assert (link.case, link.refused) == (THREAD, RefusedReason.OTHER_PARTY)
+
+
+def test_no_reference_follows_the_thread_or_opens_a_case() -> None:
+    assert link_case(None, None, THREAD, OWNER).case == THREAD
+    assert link_case(None, None, None, OWNER).case is None
+    assert link_case(None, None, None, OWNER).note is None
+
+
+def test_an_unknown_reference_is_noted_as_unknown() -> None:
+    link = link_case("K-1999-000001", None, None, OWNER)
+    assert (link.case, link.refused) == (None, RefusedReason.UNKNOWN)
+    assert link.note == "Noemt zaak K-1999-000001, niet gekoppeld: onbekende zaak"
+
+
+# -- later facts about a contact --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "facts", "line"),
+    [
+        ("called", {"desk": "3", "wait_seconds": 240}, "opgeroepen, balie 3, wachttijd 4 min"),
+        (
+            "served",
+            {"desk": "3", "service_seconds": 45, "outcome": "afgehandeld"},
+            "geholpen, balie 3, duur 45 s, resultaat afgehandeld",
+        ),
+        ("no_show", {"status": "no_show"}, "niet verschenen"),
+        ("paused_queue", {}, "paused queue"),
+    ],
+)
+def test_a_desk_event_reads_as_one_dutch_line(
+    event: str, facts: dict[str, object], line: str
+) -> None:
+    assert describe_update(event, facts) == line

@@ -295,7 +295,9 @@ async def test_a_contact_on_a_recently_closed_case_reopens_it(
 ) -> None:
     first = await register(store, make_contact(party={"email": "a@example.nl"}))
     await store.close(first.case_ref, ANNA, "beantwoord")
-    again = await register(store, make_contact(case_ref=first.case_ref))
+    again = await register(
+        store, make_contact(party={"email": "a@example.nl"}, case_ref=first.case_ref)
+    )
     assert (again.case_ref, again.case_is_new, again.case_status) == (
         first.case_ref,
         False,
@@ -319,7 +321,9 @@ async def test_a_contact_after_the_reopening_window_opens_a_new_linked_case(
     await routed(store, first)
     await store.close(first.case_ref, ANNA, "beantwoord")
     await asyncio.sleep(0.01)  # the window is zero: any later contact is too late
-    later = await register(store, make_contact(case_ref=first.case_ref))
+    later = await register(
+        store, make_contact(party={"email": "a@example.nl"}, case_ref=first.case_ref)
+    )
     assert later.case_is_new
     assert later.case_ref != first.case_ref
     assert later.case_queue == Q  # the follow-up stays with the same team

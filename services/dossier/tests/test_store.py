@@ -7,14 +7,21 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
-from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact, WorkItem
+from kanaal.common.contract import (
+    CaseStatus,
+    ContactMessage,
+    ContactUpdate,
+    RegisteredContact,
+    WorkItem,
+)
 from kanaal.dossier.database import upgrade
 from kanaal.dossier.models import Base, CaseEventRow, ContactRow, OutboxRow, PartyRow
-from kanaal.dossier.store import DossierStore
+from kanaal.dossier.store import ContactNotYetKnown, DossierStore, Unprocessable
 
 ContactFactory = Callable[..., ContactMessage]
 
@@ -154,11 +161,17 @@ async def test_a_contact_with_the_case_ref_of_an_existing_case_lands_on_that_cas
 ) -> None:
     first = await register(store, make_contact(party={"email": "a@example.nl"}))
     follow_up = await register(
-        store, make_contact(channel="phone", entry_point="14020", case_ref=first.case_ref)
+        store,
+        make_contact(
+            channel="email",
+            entry_point="info@gemeente.nl",
+            party={"email": "A@Example.nl"},
+            case_ref=first.case_ref,
+        ),
     )
     assert follow_up.case_ref == first.case_ref
     assert not follow_up.case_is_new
-    assert follow_up.party_id == first.party_id  # anonymous: the case knows the customer
+    assert follow_up.party_id == first.party_id
     case = await store.case_view(first.case_ref)
     assert case is not None
     assert len(case.contacts) == 2
@@ -212,7 +225,7 @@ async def test_concurrent_contacts_with_one_email_share_one_party(
 async def test_a_routed_event_sets_the_case_queue_once(
     store: DossierStore, make_contact: ContactFactory
 ) -> None:
-    contact = make_contact()
+    contact = make_contact(party={"email": "vast@example.nl"})
     registered = await register(store, contact)
     item = WorkItem(
         contact_id=contact.id,
@@ -230,7 +243,7 @@ async def test_a_routed_event_sets_the_case_queue_once(
     assert case.queue == "work.subject.parkeren"
     assert [e.kind for e in case.timeline].count("contact.routed") == 1
 
-    later = await register(store, make_contact(case_ref=registered.case_ref))
+    later = await register(store, make_contact(party=contact.party, case_ref=registered.case_ref))
     assert later.case_queue == "work.subject.parkeren"
 
 
@@ -261,3 +274,52 @@ async def test_the_contact_summary_tells_where_a_contact_landed(
     )
     assert summary.registered_at == registered.registered_at
     assert await store.contact_summary(uuid.uuid4()) is None
+
+
+async def test_a_counter_desk_event_lands_once_on_the_timeline_of_the_visit_case(
+    store: DossierStore, make_contact: ContactFactory
+) -> None:
+    visit = make_contact(channel="counter", entry_point="centrum", source_ref="ticket-A12")
+    registered = await register(store, visit)
+    called = ContactUpdate(
+        contact_id=visit.id,
+        channel="counter",
+        event="called",
+        channel_data={"status": "called", "desk": "3", "wait_seconds": 240},
+        at=datetime.now(UTC),
+    )
+    assert await store.record_update(called, "update-1")
+    assert not await store.record_update(called, "update-1")  # redelivered: one line
+    case = await store.case_view(registered.case_ref)
+    assert case is not None
+    [line] = [e for e in case.timeline if e.kind == "contact.updated"]
+    assert line.actor == "channel:counter"
+    assert line.data["text"] == "opgeroepen, balie 3, wachttijd 4 min"
+    assert line.data["event"] == "called"
+    assert line.data["contact_id"] == str(visit.id)
+    assert line.data["channel_data"] == {"status": "called", "desk": "3", "wait_seconds": 240}
+
+
+async def test_an_update_ahead_of_its_contact_waits_and_one_from_another_channel_is_refused(
+    store: DossierStore, make_contact: ContactFactory
+) -> None:
+    visit = make_contact(channel="counter", entry_point="centrum", source_ref="ticket-B07")
+    update = ContactUpdate(
+        contact_id=visit.id, channel="counter", event="no_show", at=datetime.now(UTC)
+    )
+    with pytest.raises(ContactNotYetKnown):
+        await store.record_update(update, "update-2")
+    registered = await register(store, visit)
+    assert await store.record_update(update, "update-2")
+
+    web = await register(store, make_contact())
+    stray = ContactUpdate(
+        contact_id=web.contact.id, channel="counter", event="served", at=datetime.now(UTC)
+    )
+    with pytest.raises(Unprocessable):
+        await store.record_update(stray, "update-3")
+    case = await store.case_view(registered.case_ref)
+    assert case is not None
+    assert [e.data["text"] for e in case.timeline if e.kind == "contact.updated"] == [
+        "niet verschenen"
+    ]

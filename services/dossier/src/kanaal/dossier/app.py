@@ -14,9 +14,22 @@ from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, Field, SecretStr
 
 from kanaal.common.config import CHANNELS_FILE, ChannelsConfig, load_section, load_topology
-from kanaal.common.contract import CaseEvent, ContactMessage, DeliveryReport, WorkItem
+from kanaal.common.contract import (
+    CaseEvent,
+    ContactMessage,
+    ContactUpdate,
+    DeliveryReport,
+    WorkItem,
+)
 from kanaal.common.logging import get_logger
-from kanaal.common.messaging import Publisher, consume, make_broker, raw_body, subscribe
+from kanaal.common.messaging import (
+    Publisher,
+    Refused,
+    consume,
+    make_broker,
+    raw_body,
+    subscribe,
+)
 from kanaal.common.service import broker_check, running_broker, service_app
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, EVENTS, Event
@@ -25,7 +38,7 @@ from kanaal.dossier.api import api_router
 from kanaal.dossier.database import create_engine, database_reachable, upgrade
 from kanaal.dossier.intake import IntakeWriter
 from kanaal.dossier.outbox import OutboxRelay
-from kanaal.dossier.store import DossierStore
+from kanaal.dossier.store import DossierStore, Unprocessable
 
 log = get_logger(__name__)
 
@@ -103,6 +116,14 @@ def create_app(settings: DossierSettings) -> FastAPI:
         async def delivered(report: DeliveryReport) -> None:
             await store.record_delivery(report, message_id or str(report.contact_id), event_type)
 
+        async def updated(update: ContactUpdate) -> None:
+            fallback = f"{update.contact_id}:{update.event}:{update.at.isoformat()}"
+            try:
+                # An update ahead of its contact raises ContactNotYetKnown: retried later.
+                await store.record_update(update, message_id or fallback)
+            except Unprocessable as exc:
+                raise Refused(str(exc)) from exc
+
         async def case_event(event: CaseEvent) -> None:
             fallback = f"{event.case_ref}:{event.event.value}:{event.at.isoformat()}"
             await store.record_case_event(event, message_id or fallback)
@@ -111,6 +132,7 @@ def create_app(settings: DossierSettings) -> FastAPI:
             Event.CONTACT_ROUTED.value: (WorkItem, routed),
             Event.CONTACT_SENT.value: (DeliveryReport, delivered),
             Event.CONTACT_FAILED.value: (DeliveryReport, delivered),
+            Event.CONTACT_UPDATED.value: (ContactUpdate, updated),
             **dict.fromkeys(CASE_EVENTS, (CaseEvent, case_event)),
         }
         handler = handlers.get(event_type)

@@ -1,4 +1,5 @@
-"""Pure rules for cases (zaken): references, reopening, claiming, and where an answer goes.
+"""Pure rules for cases (zaken): references, which case a contact may join, reopening,
+claiming, and where an answer goes.
 
 No database here: the store loads a :class:`CaseState` under the case's lock, asks
 these functions what to do, and applies the answer in the same transaction.
@@ -6,7 +7,8 @@ these functions what to do, and applies the answer in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,6 +51,95 @@ class CaseState:
     agent: str | None
     queue_reason: QueueReason | None = None
     closed_at: datetime | None = None
+
+
+# -- which case a contact joins ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownCase:
+    """A stored case as far as deciding a contact's link needs it."""
+
+    id: uuid.UUID
+    ref: str
+    party_id: uuid.UUID
+
+
+class RefusedReason(StrEnum):
+    """Why a case reference a contact carries was not followed."""
+
+    OTHER_PARTY = "other_party"  # the case is another customer's
+    UNKNOWN = "unknown"  # no case has this reference
+
+
+REFUSED_WORDS: Final = {
+    RefusedReason.OTHER_PARTY: "andere klant",
+    RefusedReason.UNKNOWN: "onbekende zaak",
+}
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    """The case a contact joins (None: open a new one), and a reference it named in vain."""
+
+    case: KnownCase | None
+    refused_ref: str | None = None
+    refused: RefusedReason | None = None
+
+    @property
+    def note(self) -> str | None:
+        """The line for the agent, in Dutch, on the case the contact joins."""
+        if self.refused is None:
+            return None
+        return f"Noemt zaak {self.refused_ref}, niet gekoppeld: {REFUSED_WORDS[self.refused]}"
+
+
+def link_case(
+    case_ref: str | None,
+    named: KnownCase | None,
+    thread: KnownCase | None,
+    party_id: uuid.UUID,
+) -> CaseLink:
+    """Which case a contact joins: the one it names, only when that is provably its own.
+
+    Anyone can type a case reference (a web form, an e-mail subject, a callback
+    request), so a named case is trusted only when the contact's party is the case's
+    party, or when the contact answers a message of that case (`thread`: the case of
+    the message its `in_reply_to` quotes, found only among messages the channel
+    itself threads). A named case that is neither is not joined: the contact goes on as
+    if it had named none (the thread's case, else a new one), and the note keeps the
+    reference for the agent without telling the customer anything about that case.
+    """
+    if case_ref is None:
+        return CaseLink(thread)
+    if named is None:
+        return CaseLink(thread, case_ref, RefusedReason.UNKNOWN)
+    if (thread is not None and thread.id == named.id) or named.party_id == party_id:
+        return CaseLink(named)
+    return CaseLink(thread, named.ref, RefusedReason.OTHER_PARTY)
+
+
+# -- later facts about a contact -------------------------------------------------------------
+
+UPDATE_WORDS: Final = {"called": "opgeroepen", "served": "geholpen", "no_show": "niet verschenen"}
+
+
+def describe_update(event: str, facts: Mapping[str, object]) -> str:
+    """The timeline line of a `contact.updated` (a counter visit's desk event), in Dutch."""
+    parts = [UPDATE_WORDS.get(event, event.replace("_", " "))]
+    if facts.get("desk") is not None:
+        parts.append(f"balie {facts['desk']}")
+    for key, word in (("wait_seconds", "wachttijd"), ("service_seconds", "duur")):
+        seconds = facts.get(key)
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            parts.append(f"{word} {_minutes(seconds)}")
+    if facts.get("outcome") is not None:
+        parts.append(f"resultaat {facts['outcome']}")
+    return ", ".join(parts)
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 60 else f"{round(seconds / 60)} min"
 
 
 # -- a contact on a closed case -------------------------------------------------------------

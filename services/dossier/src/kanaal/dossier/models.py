@@ -175,6 +175,8 @@ class ContactRow(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     #: The agent who wrote an outbound contact.
     agent: Mapped[str | None] = mapped_column(String(200))
+    #: Outbound contacts: the channel's id of what it sent (a Message-ID), which replies quote.
+    channel_ref: Mapped[str | None] = mapped_column(String(998), index=True)
 
 
 class CaseRefCounterRow(Base):

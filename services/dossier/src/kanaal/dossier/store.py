@@ -29,6 +29,7 @@ from kanaal.common.contract import (
     CaseEventKind,
     CaseStatus,
     ContactMessage,
+    ContactUpdate,
     DeliveryReport,
     Direction,
     Party,
@@ -42,11 +43,14 @@ from kanaal.dossier.cases import (
     ClosedCaseAction,
     EarlierContact,
     EscalationOutcome,
+    KnownCase,
     QueueReason,
     choose_reply_route,
     decide_claim,
     decide_escalation,
+    describe_update,
     format_case_ref,
+    link_case,
     on_contact_for_closed_case,
 )
 from kanaal.dossier.clock import Clock, utc_now
@@ -115,6 +119,10 @@ class Conflict(Exception):
 
 class Unprocessable(ValueError):
     """The request names something that cannot be used (HTTP 422)."""
+
+
+class ContactNotYetKnown(LookupError):
+    """An update names a contact the dossier has not stored (yet): try again later."""
 
 
 @dataclass(frozen=True)
@@ -193,12 +201,22 @@ class DossierStore:
     ) -> RegisteredContact:
         claims = PartyClaims.from_party(contact.party)
         now = self._clock()
-        case_row = await self._linked_case(session, contact)
-        if case_row is not None and claims.is_anonymous:
-            # Nothing to recognise the customer by: the case already knows who it is.
-            party = PartyChoice(case_row.party_id, "case")
+        named = await self._named_case(session, contact.case_ref)
+        thread = await self._thread_case(session, contact)
+        if thread is not None and claims.is_anonymous:
+            # Nothing to recognise the customer by, but it answers our message: the case knows.
+            party = PartyChoice(thread.party_id, "case")
         else:
             party = await self._resolve_party(session, claims)
+        link = link_case(
+            contact.case_ref,
+            _known_case(named) if named is not None else None,
+            _known_case(thread) if thread is not None else None,
+            party.party_id,
+        )
+        case_row: CaseRow | None = None
+        if link.case is not None:
+            case_row = named if named is not None and named.id == link.case.id else thread
         await self._note_preferences(session, party, contact)
         case_is_new = case_row is None
         if case_row is not None and case_row.status == CaseStatus.CLOSED.value:
@@ -227,6 +245,29 @@ class DossierStore:
                 },
             )
         )
+        if link.refused is not None:
+            # Kept for the agent on the contact's own case; nothing of that case is shown.
+            session.add(
+                CaseEventRow(
+                    case_id=case_row.id,
+                    kind="case.noted",
+                    at=now,
+                    actor="dossier",
+                    message_id=str(contact.id),
+                    data={
+                        "text": link.note,
+                        "contact_id": str(contact.id),
+                        "named_case_ref": link.refused_ref,
+                        "reason": link.refused.value,
+                    },
+                )
+            )
+            log.info(
+                "case reference not followed",
+                contact_id=str(contact.id),
+                named_case_ref=link.refused_ref,
+                reason=link.refused.value,
+            )
         registered = RegisteredContact(
             contact=contact,
             party_id=party.party_id,
@@ -250,23 +291,44 @@ class DossierStore:
         await session.flush()
         return registered
 
-    async def _linked_case(self, session: AsyncSession, contact: ContactMessage) -> CaseRow | None:
-        """The case a contact continues: its explicit case ref, else the one it replies to."""
-        if contact.case_ref is not None:
-            found = await session.scalar(select(CaseRow).where(CaseRow.ref == contact.case_ref))
-            if found is not None:
-                return found
-        if contact.in_reply_to is not None:
-            same_channel_first = case((ContactRow.channel == contact.channel, 0), else_=1)
-            case_id = await session.scalar(
-                select(ContactRow.case_id)
-                .where(ContactRow.source_ref == contact.in_reply_to)
-                .order_by(same_channel_first, ContactRow.registered_at.desc())
-                .limit(1)
-            )
-            if case_id is not None:
-                return await session.get(CaseRow, case_id)
-        return None
+    async def _named_case(self, session: AsyncSession, case_ref: str | None) -> CaseRow | None:
+        """The case a contact names; whether it may join it is :func:`link_case`'s to say."""
+        if case_ref is None:
+            return None
+        found: CaseRow | None = await session.scalar(select(CaseRow).where(CaseRow.ref == case_ref))
+        return found
+
+    async def _thread_case(self, session: AsyncSession, contact: ContactMessage) -> CaseRow | None:
+        """The case of the message a contact answers (`in_reply_to`), as its channel threads it.
+
+        Only messages of the contact's own channel count: our answers, by our source_ref
+        or by the id the channel gave them when sending (an e-mail's Message-ID), and the
+        customer's earlier messages through the same entry point. Anything else a sender
+        can put in a header proves nothing.
+        """
+        quoted = contact.in_reply_to
+        if quoted is None:
+            return None
+        answered = or_(
+            and_(
+                ContactRow.direction == Direction.OUTBOUND.value,
+                or_(ContactRow.source_ref == quoted, ContactRow.channel_ref == quoted),
+            ),
+            and_(
+                ContactRow.direction == Direction.INBOUND.value,
+                ContactRow.entry_point == contact.entry_point,
+                ContactRow.source_ref == quoted,
+            ),
+        )
+        named_first = case((CaseRow.ref == contact.case_ref, 0), else_=1)
+        found: CaseRow | None = await session.scalar(
+            select(CaseRow)
+            .join(ContactRow, ContactRow.case_id == CaseRow.id)
+            .where(ContactRow.channel == contact.channel, answered)
+            .order_by(named_first, ContactRow.registered_at.desc())
+            .limit(1)
+        )
+        return found
 
     async def _open_case(
         self,
@@ -626,6 +688,8 @@ class DossierStore:
             case_row: CaseRow | None = None
             if contact is not None:
                 contact.delivery_status = report.status.value
+                if report.channel_ref is not None:
+                    contact.channel_ref = report.channel_ref
                 case_row = await session.get(CaseRow, contact.case_id)
             elif report.case_ref is not None:
                 case_row = await session.scalar(
@@ -650,6 +714,43 @@ class DossierStore:
                 )
             )
         log.info("delivery recorded", event_type=kind, contact_id=str(report.contact_id))
+        return True
+
+    async def record_update(self, update: ContactUpdate, message_id: str) -> bool:
+        """`contact.updated` (a counter visit called, served, not shown) on the contact's case.
+
+        False when it was recorded before. The update may overtake its contact (they
+        travel on different queues): :class:`ContactNotYetKnown` hands it back for a retry.
+        An update from another channel than the contact's is :class:`Unprocessable`.
+        """
+        kind = Event.CONTACT_UPDATED.value
+        async with self.sessions.begin() as session:
+            if await self._seen(session, message_id, kind):
+                return False
+            contact = await session.get(ContactRow, update.contact_id)
+            if contact is None:
+                raise ContactNotYetKnown(f"no contact {update.contact_id} stored yet")
+            if contact.channel != update.channel:
+                raise Unprocessable(
+                    f"an update from {update.channel} about a {contact.channel} contact"
+                )
+            session.add(
+                CaseEventRow(
+                    case_id=contact.case_id,
+                    kind=kind,
+                    at=update.at,
+                    actor=f"channel:{update.channel}",
+                    message_id=message_id,
+                    data={
+                        "text": describe_update(update.event, update.channel_data),
+                        "contact_id": str(update.contact_id),
+                        "channel": update.channel,
+                        "event": update.event,
+                        "channel_data": update.channel_data,
+                    },
+                )
+            )
+        log.info("contact update recorded", contact_id=str(update.contact_id), update=update.event)
         return True
 
     async def record_case_event(self, event: CaseEvent, message_id: str) -> bool:
@@ -1384,6 +1485,10 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _known_case(row: CaseRow) -> KnownCase:
+    return KnownCase(id=row.id, ref=row.ref, party_id=row.party_id)
+
+
 def _state(row: CaseRow) -> CaseState:
     return CaseState(
         ref=row.ref,
@@ -1476,4 +1581,5 @@ def _contact_row(
         registered_at=now,
         delivery_status=None,
         agent=None,
+        channel_ref=None,
     )
