@@ -23,6 +23,7 @@ from typing import Any, Final
 import aio_pika
 import aio_pika.abc
 import aiormq.abc
+from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from pydantic import ValidationError
 
@@ -74,10 +75,16 @@ class Plan:
 
 @dataclass
 class _Delivery:
-    message: aio_pika.abc.AbstractIncomingMessage
+    message: DeliveredMessage
     plan: Plan | None = None
     failed: bool = False
     sent: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    @property
+    def tag(self) -> int:
+        delivery = self.message.delivery
+        assert isinstance(delivery, Basic.Deliver)
+        return int(delivery.delivery_tag or 0)
 
 
 class BatchIntake:
@@ -113,7 +120,7 @@ class BatchIntake:
         self._retry_delay = retry_delay
         self._publish_timeout = publish_timeout
         self._app_id = app_id
-        self._waiting: list[aio_pika.abc.AbstractIncomingMessage] = []
+        self._waiting: list[DeliveredMessage] = []
         self._arrived = asyncio.Event()
         self._stopping = False
         self.connected = False
@@ -137,12 +144,13 @@ class BatchIntake:
         connection = await aio_pika.connect(self._url, timeout=10)
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await channel.set_qos(prefetch_count=self._batch * PIPELINE)
-            # Publishing through aiormq's channel skips aio-pika's per-message objects.
+            # Consuming and publishing on aiormq's channel skips aio-pika's per-message
+            # objects; aio-pika only opens the connection and the confirming channel.
             underlay = await channel.get_underlay_channel()
-            queue = await channel.get_queue(self._queue.name, ensure=False)
+            await underlay.basic_qos(prefetch_count=self._batch * PIPELINE)
             self._waiting.clear()
-            tag = await queue.consume(self._arrive)
+            consuming = await underlay.basic_consume(self._queue.name, self._arrive)
+            tag = consuming.consumer_tag
             self.connected = True
             log.info("intake consuming", queue=self._queue.name, batch=self._batch)
             try:
@@ -173,21 +181,22 @@ class BatchIntake:
                     await asyncio.gather(*in_flight, return_exceptions=True)
             finally:
                 with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, RuntimeError):
-                    await asyncio.wait_for(queue.cancel(tag), 5)
+                    if tag is not None:
+                        await asyncio.wait_for(underlay.basic_cancel(tag), 5)
         finally:
             self.connected = False
             # Deliveries not acked yet go back to the queue when the channel closes.
             with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError):
                 await asyncio.wait_for(connection.close(), 10)
 
-    async def _arrive(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def _arrive(self, message: DeliveredMessage) -> None:
         self._waiting.append(message)
         self._arrived.set()
 
     async def _handle(
         self,
         channel: aiormq.abc.AbstractChannel,
-        taken: Sequence[aio_pika.abc.AbstractIncomingMessage],
+        taken: Sequence[DeliveredMessage],
         previous: asyncio.Future[None],
     ) -> None:
         deliveries = [_Delivery(message) for message in taken]
@@ -222,7 +231,7 @@ class BatchIntake:
                     log.warning(
                         "publishing failed; the delivery goes back for a retry",
                         error=type(error).__name__,
-                        message_id=delivery.message.message_id,
+                        message_id=delivery.message.header.properties.message_id,
                     )
             if delivery.plan is None and not delivery.failed:
                 DEAD_LETTERED.labels(self._queue.name).inc()
@@ -230,7 +239,7 @@ class BatchIntake:
         # A `multiple` ack covers every earlier delivery: the batch before must be settled.
         with contextlib.suppress(Exception):
             await previous
-        await self._settle(deliveries)
+        await self._settle(channel, deliveries)
 
     @staticmethod
     def _publish(channel: aiormq.abc.AbstractChannel, publish: _Publish) -> asyncio.Future[Any]:
@@ -246,19 +255,21 @@ class BatchIntake:
             )
         )
 
-    async def _settle(self, deliveries: list[_Delivery]) -> None:
+    async def _settle(
+        self, channel: aiormq.abc.AbstractChannel, deliveries: list[_Delivery]
+    ) -> None:
         if not any(d.failed for d in deliveries):
             # One ack for the batch: every earlier delivery on this channel is settled.
-            await deliveries[-1].message.ack(multiple=True)
+            await channel.basic_ack(deliveries[-1].tag, multiple=True)
             return
         for delivery in deliveries:
             if not delivery.failed:
-                await delivery.message.ack()
+                await channel.basic_ack(delivery.tag)
         await asyncio.sleep(self._retry_delay)
         for delivery in deliveries:
             if delivery.failed:
                 RETRIED.labels(self._queue.name).inc()
-                await delivery.message.nack(requeue=True)
+                await channel.basic_nack(delivery.tag, requeue=True)
 
     def _message(self, out: Outgoing, now: datetime) -> _Publish:
         """Properties as kanaal.common.messaging.Publisher sets them."""
@@ -277,12 +288,11 @@ class BatchIntake:
             ),
         )
 
-    def _dead(
-        self, message: aio_pika.abc.AbstractIncomingMessage, reason: str, now: datetime
-    ) -> _Publish:
+    def _dead(self, message: DeliveredMessage, reason: str, now: datetime) -> _Publish:
         """The delivery unchanged, for `dead.<queue>`, with the reason in a header."""
-        log.warning("message dead-lettered", reason=reason, message_id=message.message_id)
-        headers = dict(message.headers or {})
+        properties = message.header.properties
+        log.warning("message dead-lettered", reason=reason, message_id=properties.message_id)
+        headers = dict(properties.headers or {})
         headers[DEAD_REASON_HEADER] = reason[:MAX_REASON_CHARS]
         headers[DEAD_QUEUE_HEADER] = self._queue.name
         headers[DEAD_AT_HEADER] = now.isoformat()
@@ -291,11 +301,11 @@ class BatchIntake:
             self._queue.dead_letter_key,
             message.body,
             Basic.Properties(
-                content_type=message.content_type,
+                content_type=properties.content_type,
                 delivery_mode=PERSISTENT,
-                message_id=message.message_id,
-                message_type=message.type,
-                correlation_id=message.correlation_id,
+                message_id=properties.message_id,
+                message_type=properties.message_type,
+                correlation_id=properties.correlation_id,
                 headers=headers,
             ),
         )
