@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from kanaal.common.agents import AgentConfig, Role
-from kanaal.desk.served import agents_serving, parse_order, served_queues
+from kanaal.desk.served import (
+    ServedQueues,
+    agents_serving,
+    parse_order,
+    served_queues,
+    take_order,
+)
 
 DECLARED = [
     "work.central",
@@ -73,3 +81,43 @@ def test_the_overview_names_who_serves_each_queue() -> None:
     assert serving["work.location.noord"] == ["bram"]
     assert serving["work.central"] == ["anna", "bram"]
     assert serving["work.escalation"] == []
+
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SERVED = ServedQueues(("work.subject.parkeren", "work.location.noord", "work.central"))
+
+
+def sources(order: list[tuple[str, str]]) -> list[str]:
+    return [source for source, _ in order]
+
+
+def test_the_queue_whose_oldest_case_waited_longest_comes_first_urgent_partners_before_all() -> (
+    None
+):
+    oldest = {
+        "work.subject.parkeren": NOW,
+        "work.location.noord": NOW - timedelta(minutes=5),
+        "work.central": NOW - timedelta(minutes=1),
+    }
+    assert sources(take_order(SERVED.lookup, oldest)) == [
+        "work.location.noord.urgent",
+        "work.central.urgent",
+        "work.subject.parkeren.urgent",
+        "work.location.noord",
+        "work.central",
+        "work.subject.parkeren",
+    ]
+
+
+def test_equal_ages_keep_the_configured_order_and_unknown_ages_come_last() -> None:
+    oldest = {"work.central": NOW, "work.subject.parkeren": NOW}
+    assert sources(take_order(SERVED.lookup, oldest)) == [
+        "work.subject.parkeren.urgent",
+        "work.central.urgent",
+        "work.location.noord.urgent",
+        "work.subject.parkeren",
+        "work.central",
+        "work.location.noord",
+    ]
+    # Without any ages (the dossier did not answer): the configured order as it was.
+    assert take_order(SERVED.lookup, {}) == list(SERVED.lookup)

@@ -59,6 +59,29 @@ async def test_two_agents_each_get_only_their_work_urgent_first_within_capacity(
     assert (await suite.desk("nobody").get("/api/v1/me")).status_code == 401
 
 
+async def test_next_takes_urgent_first_then_the_oldest_item_across_the_agents_queues(
+    suite: Suite,
+) -> None:
+    # Anna serves work.subject.parkeren before work.central; the older item waits in central.
+    older = await suite.send(subject="overig", text="Vraag over iets anders")
+    await _dossier_knows_waiting(suite, "work.central", 1)
+    newer = await suite.send(subject="parkeren")
+    await _dossier_knows_waiting(suite, PARKEREN, 1)
+    urgent = await suite.send(subject="parkeren", priority=9, text="Auto weggesleept!")
+    await suite.wait_depth(urgent_queue_name(PARKEREN), 1)
+    anna = suite.desk("anna")
+    assert (await anna.get("/api/v1/me")).json()["queues"] == [PARKEREN, "work.central"]
+
+    taken = [(await anna.post("/api/v1/next")).json() for _ in range(3)]
+    assert [t["contact_id"] for t in taken] == [str(urgent.id), str(older.id), str(newer.id)]
+    assert [t["taken_from"] for t in taken] == [
+        urgent_queue_name(PARKEREN),
+        "work.central",
+        PARKEREN,
+    ]
+    assert all(t["redelivered"] == 0 for t in taken)
+
+
 async def test_fifty_concurrent_nexts_from_ten_agents_give_every_item_to_exactly_one(
     suite: Suite,
 ) -> None:
@@ -152,18 +175,20 @@ async def test_a_transfer_moves_the_case_and_the_old_item_turns_stale(suite: Sui
     registered = await _case_of(suite, contact)
     moved = await sara.post(
         f"/api/v1/cases/{registered}/transfer",
-        json={"queue": "work.central", "reason": "eerst juridisch bekijken"},
+        json={"queue": "work.location.noord", "reason": "afspraak aan de balie in Noord"},
     )
     assert moved.status_code == 200, moved.text
-    await suite.wait_depth("work.central", 1)
+    await suite.wait_depth("work.location.noord", 1)
     assert await suite.depth(PARKEREN) == 1
 
-    # Anna serves both: the stale item is acked and skipped, the new one is hers.
-    taken = (await suite.desk("anna").post("/api/v1/next")).json()
-    assert taken["skipped"] == {"transferred": 1}
-    assert (taken["taken_from"], taken["case_ref"]) == ("work.central", registered)
+    # Anna serves parkeren: the stale item is acked and skipped, and nothing is left for her.
+    empty = (await suite.desk("anna").post("/api/v1/next")).json()
+    assert (empty["status"], empty["skipped"]) == ("empty", {"transferred": 1})
     assert await suite.depth(PARKEREN) == 0
     assert await suite.depth(f"dead.{PARKEREN}") == 0
+    # Bram serves Noord: the case is his.
+    taken = (await suite.desk("bram").post("/api/v1/next")).json()
+    assert (taken["taken_from"], taken["case_ref"]) == ("work.location.noord", registered)
 
 
 async def _case_of(suite: Suite, contact: ContactMessage) -> str:
@@ -178,3 +203,18 @@ async def _case_of(suite: Suite, contact: ContactMessage) -> str:
                 return str(response.json()["case_ref"])
             await asyncio.sleep(0.1)
     pytest.fail("the contact was never registered")
+
+
+async def _dossier_knows_waiting(suite: Suite, queue: str, waiting: int) -> None:
+    """Until the dossier counts `waiting` unclaimed cases in `queue` (routing is recorded
+    asynchronously), so that the next contact is measurably younger."""
+    async with httpx.AsyncClient(base_url=suite.dossier.url) as http:
+        for _ in range(200):
+            rows = (
+                await http.get("/api/v1/queues", headers={"Authorization": "Bearer token-of-sara"})
+            ).json()
+            if any(r["queue"] == queue and r["waiting"] == waiting for r in rows):
+                await asyncio.sleep(0.05)
+                return
+            await asyncio.sleep(0.05)
+    pytest.fail(f"the dossier never counted {waiting} waiting in {queue}")

@@ -158,4 +158,7 @@ def _error(response: httpx.Response) -> DossierError:
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
         )
-    return DossierError(response.status_code, reason, str(detail or response.reason_phrase))
+    text = str(detail or response.reason_phrase)
+    if response.status_code >= 500:
+        text = f"the dossier answered {response.status_code}: {text}"
+    return DossierError(response.status_code, reason, text)

@@ -5,13 +5,16 @@ serves the queues named in its `queues`, `work.<kind>.<skill>` for each of its s
 (kinds skill, subject, group and channel), `work.location.<location>` for each of its
 locations, `work.central`, and, for supervisors, `work.escalation` — each only when it
 is declared. `KANAAL_DESK_QUEUE_ORDER` orders those families. "Next" looks at every
-urgent partner (`work.x.urgent`) in that order first, then at the queues themselves.
+urgent partner (`work.x.urgent`) first, then at the queues themselves; within each of the
+two, the queue whose oldest unclaimed case has waited longest comes first
+(:func:`take_order`), and the configured order breaks ties.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from kanaal.common.agents import AgentConfig, Role
@@ -56,6 +59,27 @@ class ServedQueues:
         """(queue to take from, the work queue it belongs to): urgent partners first."""
         urgent = tuple((urgent_queue_name(q), q) for q in self.queues)
         return urgent + tuple((q, q) for q in self.queues)
+
+
+def take_order(
+    lookup: Sequence[tuple[str, str]], oldest_since: Mapping[str, datetime | None]
+) -> list[tuple[str, str]]:
+    """`lookup` (urgent partners first) re-ordered oldest first within urgent and normal.
+
+    `oldest_since` maps a work queue to when its longest-waiting unclaimed case came in
+    (the dossier's `GET /queues`). An urgent partner goes by its work queue's age: the
+    dossier does not tell urgent cases apart. A queue the dossier knows nothing waiting in
+    (all its items stale, or just routed and not yet recorded) comes after those it does,
+    and equal ages keep the configured order (the sort is stable).
+    """
+    urgent = {source for source, work_queue in lookup if source != work_queue}
+
+    def key(entry: tuple[int, tuple[str, str]]) -> tuple[bool, bool, float, int]:
+        index, (source, work_queue) = entry
+        since = oldest_since.get(work_queue)
+        return (source not in urgent, since is None, since.timestamp() if since else 0.0, index)
+
+    return [pair for _, pair in sorted(enumerate(lookup), key=key)]
 
 
 def served_queues(

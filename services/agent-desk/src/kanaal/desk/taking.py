@@ -3,10 +3,12 @@
 Why basic.get and not a consumer: an agent asks for one item when they are free, and the
 work queues are quorum queues with a delivery limit. Every requeue (a nack, or a channel
 closed while it holds a delivery) adds one to the message's `x-delivery-count`, and at
-the limit RabbitMQ dead-letters it. So "next" never peeks: it takes one message with
-basic.get (urgent partners first, then the queues themselves, in the agent's order),
-claims its case through the dossier, and acks it — whether the claim won or the item was
-stale (claimed, transferred, escalated, closed). A message is handed back (and so
+the limit RabbitMQ dead-letters it. So "next" never peeks: to find the oldest item
+across queues it asks the dossier since when each queue's oldest unclaimed case waits
+(`GET /queues`), orders the agent's queues by that (urgent partners first, the agent's
+configured order breaking ties), takes one message with basic.get from the first queue
+that has one, claims its case through the dossier, and acks it — whether the claim won or
+the item was stale (claimed, transferred, escalated, closed). A message is handed back (and so
 counted) only when the claim could not be decided: the dossier unreachable or failing.
 A taken item is held unacked only for the length of one claim, on a channel of its own;
 if the desk dies meanwhile, RabbitMQ hands the item back to its queue.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -31,8 +34,8 @@ from pydantic import ValidationError
 from kanaal.common.agents import AgentConfig
 from kanaal.common.contract import WorkItem
 from kanaal.common.logging import get_logger
-from kanaal.desk.dossier import DossierClient, Stale
-from kanaal.desk.served import ServedQueues
+from kanaal.desk.dossier import DossierClient, DossierError, Stale
+from kanaal.desk.served import ServedQueues, take_order
 
 log = get_logger(__name__)
 
@@ -57,6 +60,8 @@ class NextResult:
     taken_from: str | None = None
     already_held: bool = False
     skipped: dict[str, int] = field(default_factory=dict)
+    #: How often the taken item had been handed back before (its `x-delivery-count`).
+    redelivered: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +75,7 @@ class NextResult:
             "channel": self.item.channel if self.item else None,
             "already_held": self.already_held,
             "skipped": self.skipped,
+            "redelivered": self.redelivered,
         }
 
 
@@ -79,6 +85,7 @@ class WorkTaker:
         self._dossier = dossier
         self._locks: dict[str, asyncio.Lock] = {}
         self._missing: dict[str, float] = {}
+        self._ages: asyncio.Future[list[dict[str, Any]]] | None = None
 
     def _lock(self, agent_id: str) -> asyncio.Lock:
         return self._locks.setdefault(agent_id, asyncio.Lock())
@@ -97,11 +104,32 @@ class WorkTaker:
             result.held = held + (1 if result.item and not result.already_held else 0)
             return result
 
+    async def _oldest_since(self, token: str) -> dict[str, datetime | None]:
+        """Work queue -> since when its oldest unclaimed case waits; {} if the dossier fails
+        (then the configured order alone decides, as a claim would fail anyway).
+
+        Concurrent calls share the one request in flight (an answer at most that old), so many
+        agents pressing "next" at once cost the dossier one aggregate query, not many.
+        """
+        if self._ages is None or self._ages.done():
+            self._ages = asyncio.ensure_future(self._dossier.queues_waiting(token))
+        try:
+            rows = await asyncio.shield(self._ages)
+        except DossierError as exc:
+            log.warning("queue ages unknown; configured order", status=exc.status)
+            return {}
+        return {
+            str(row["queue"]): datetime.fromisoformat(row["oldest_since"])
+            for row in rows
+            if row.get("oldest_since")
+        }
+
     async def _take(self, agent: AgentConfig, token: str, served: ServedQueues) -> NextResult:
         skipped: dict[str, int] = {}
+        order = take_order(served.lookup, await self._oldest_since(token))
         channel = await self._connection.channel()
         try:
-            for source, _work_queue in served.lookup:
+            for source, _work_queue in order:
                 if self._known_missing(source):
                     continue
                 while sum(skipped.values()) < MAX_SKIPS:
@@ -116,7 +144,7 @@ class WorkTaker:
                         break
                     if message is None:
                         break
-                    claimed = await self._claim(message, token, skipped)
+                    claimed = await self._claim(message, source, token, skipped)
                     if claimed is not None:
                         item, already = claimed
                         log.info(
@@ -134,6 +162,7 @@ class WorkTaker:
                             taken_from=source,
                             already_held=already,
                             skipped=skipped,
+                            redelivered=_delivery_count(message),
                         )
             return NextResult(Outcome.EMPTY, 0, agent.capacity, skipped=skipped)
         finally:
@@ -141,7 +170,11 @@ class WorkTaker:
                 await channel.close()
 
     async def _claim(
-        self, message: aio_pika.abc.AbstractIncomingMessage, token: str, skipped: dict[str, int]
+        self,
+        message: aio_pika.abc.AbstractIncomingMessage,
+        source: str,
+        token: str,
+        skipped: dict[str, int],
     ) -> tuple[WorkItem, bool] | None:
         """Claim one taken message's case: the item when won, None when it was skipped."""
         try:
@@ -154,8 +187,23 @@ class WorkTaker:
             return None
         try:
             result = await self._dossier.claim(token, item.case_ref, item.contact_id, item.queue)
+        except DossierError as exc:
+            # Undecided (the dossier down or failing): back to the head of its queue, once.
+            await message.nack(requeue=True)
+            log.warning(
+                "claim undecided; item handed back",
+                case_ref=item.case_ref,
+                work_queue=source,
+                status=exc.status,
+            )
+            raise DossierError(
+                exc.status,
+                exc.reason,
+                f"the dossier could not decide the claim of {item.case_ref} ({exc.detail}); "
+                f"the item went back to {source}, try again shortly",
+            ) from exc
         except BaseException:
-            # Undecided (dossier down, cancelled): the item goes back to the head of its queue.
+            # Cancelled mid-claim: the item goes back to the head of its queue as well.
             await message.nack(requeue=True)
             raise
         await message.ack()
@@ -163,6 +211,11 @@ class WorkTaker:
             skipped[result.reason] = skipped.get(result.reason, 0) + 1
             return None
         return item, not bool(result.get("claimed", True))
+
+
+def _delivery_count(message: aio_pika.abc.AbstractIncomingMessage) -> int:
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
 
 
 async def queue_depths(
