@@ -6,6 +6,7 @@ vhost on the real RabbitMQ, with the repo's channels.yaml and a routing.yaml of 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_
 REPO = Path(__file__).resolve().parents[2]
 CTI_TOKEN = "cti-" + uuid.uuid4().hex
 KIOSK_TOKEN = "kiosk-" + uuid.uuid4().hex
+DESK_TOKEN = "desk-" + uuid.uuid4().hex
+DOSSIER_TOKEN = "dossier-" + uuid.uuid4().hex
 CALLER = "06 24681357"
 SECRETS_IN_LOGS = ("24681357", "+31624681357", "Gerrit Hofstede", "Hofstede")
 
@@ -50,6 +53,8 @@ def run(
         "KANAAL_PHONE_HANGUP_SETTLE": "0",
         "KANAAL_CTI_TOKEN": CTI_TOKEN,
         "KANAAL_KIOSK_STADHUIS_TOKEN": KIOSK_TOKEN,
+        "KANAAL_DESK_STADHUIS_TOKEN": DESK_TOKEN,
+        "KANAAL_DOSSIER_API_TOKEN": DOSSIER_TOKEN,
         "KANAAL_RETRY_DELAY": "0.2",
         "KANAAL_LOG_LEVEL": "DEBUG",
         **{f"KANAAL_{name.upper()}_PORT": str(port) for name, port in ports.items()},
@@ -149,4 +154,38 @@ async def test_a_kiosk_check_in_lands_in_its_locations_work_queue(
     item = WorkItem.model_validate_json(items[0].body)
     assert str(item.contact_id) == answer.json()["contact_id"]
     assert item.location == "stadhuis"
+
+    # The desk calls the visitor (sent twice, as a desk system may) and serves them:
+    # each desk event is one line on the case's timeline in the dossier.
+    visit = answer.json()["visit_id"]
+    desk = {"Authorization": f"Bearer {DESK_TOKEN}"}
+    events = [
+        {"event": "called", "desk": "2", "event_id": "e2e-called"},
+        {"event": "called", "desk": "2", "event_id": "e2e-called"},
+        {"event": "served", "outcome": "afgehandeld", "event_id": "e2e-served"},
+    ]
+    async with httpx.AsyncClient(timeout=10) as client:
+        for event in events:
+            moved = await client.post(
+                f"{counter_suite['counter'].url}/api/v1/visits/{visit}/events",
+                json=event,
+                headers=desk,
+            )
+            assert moved.status_code == 200, moved.text
+        case_url = f"{counter_suite['dossier'].url}/api/v1/cases/{item.case_ref}"
+        lines: list[str] = []
+        for _ in range(100):
+            case = await client.get(case_url, headers={"Authorization": f"Bearer {DOSSIER_TOKEN}"})
+            assert case.status_code == 200, case.text
+            lines = [
+                e["data"]["text"] for e in case.json()["timeline"] if e["kind"] == "contact.updated"
+            ]
+            if len(lines) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    # (in either order: an update that overtakes its contact waits for it and comes later)
+    called, served = sorted(lines, reverse=True)
+    assert called.startswith("opgeroepen, balie 2, wachttijd")
+    assert served.startswith("geholpen, balie 2, duur")
+    assert served.endswith("resultaat afgehandeld")
     assert_no_personal_data_logged(counter_suite)

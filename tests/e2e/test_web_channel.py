@@ -110,3 +110,63 @@ async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_
         assert service.stop() == 0, f"{service.name} did not stop cleanly"
         for secret in PERSONAL:
             assert secret not in service.log(), f"{service.name} logged {secret!r}"
+
+
+async def test_a_case_number_typed_by_someone_else_gives_them_no_view_of_that_case(
+    rabbit_vhost: RabbitVhost, run_services: RunServices
+) -> None:
+    services = run_services("dossier", "router", "web", KANAAL_AGENT_ANNA_TOKEN=AGENT_TOKEN)
+    web, dossier = services["web"].url, services["dossier"].url
+    agent = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        citizen = (await client.post(f"{web}/api/v1/messages", json=CITIZEN)).json()
+        [routed] = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20)
+        item = WorkItem.model_validate_json(routed.body)
+        assert citizen["case_ref"] == item.case_ref
+
+        # Someone else types the citizen's case number, with their own e-mail address.
+        typist = await client.post(
+            f"{web}/api/v1/messages",
+            json={
+                "email": "nieuwsgierig@example.org",
+                "subject": "parkeren",
+                "text": "Hoe staat het met deze zaak?",
+                "case_ref": item.case_ref,
+            },
+        )
+        assert typist.status_code == 202, typist.text
+        [other] = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20)
+        theirs = WorkItem.model_validate_json(other.body)
+        assert theirs.case_ref != item.case_ref
+        status = (await client.get(f"{web}{typist.json()['status_url']}")).json()
+        assert status["case_ref"] == theirs.case_ref
+        assert (
+            item.case_ref not in (await client.get(f"{web}{typist.json()['status_page_url']}")).text
+        )
+
+        # The agent answers the citizen's case: the answer reaches the citizen's page only.
+        claimed = await client.post(
+            f"{dossier}/api/v1/cases/{item.case_ref}/claim",
+            json={"contact_id": str(item.contact_id), "queue": item.queue},
+            headers=agent,
+        )
+        assert claimed.status_code == 200, claimed.text
+        replied = await client.post(
+            f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
+        )
+        assert replied.status_code == 202, replied.text
+
+        async def answer_shown() -> bool:
+            page = await client.get(f"{web}{citizen['status_page_url']}")
+            return "Wij hebben uw vergunning hersteld." in page.text
+
+        await wait_until(answer_shown)
+        assert (await client.get(f"{web}{typist.json()['status_url']}")).json()["answers"] == []
+
+        # The agent sees the typed number as a note on the typist's case, not on the citizen's.
+        case = await client.get(f"{dossier}/api/v1/cases/{theirs.case_ref}", headers=agent)
+        notes = [e["data"]["text"] for e in case.json()["timeline"] if e["kind"] == "case.noted"]
+        assert notes == [f"Noemt zaak {item.case_ref}, niet gekoppeld: andere klant"]
+
+    for service in services.values():
+        assert service.stop() == 0, f"{service.name} did not stop cleanly"
