@@ -208,6 +208,32 @@ async def test_a_reply_from_the_status_page_is_a_new_contact_answering_the_last_
     assert page.text.count("U stuurde een bericht") == 2
 
 
+async def test_a_typed_case_ref_is_passed_on_but_never_shown_or_reused_by_the_adapter(
+    web: Web,
+) -> None:
+    # Only the dossier says which case a message is on (it may refuse a typed number that
+    # is another customer's); without its word the page shows none and a reply names none.
+    connection, queue = await tap(web.vhost, Event.CONTACT_RECEIVED.key("web"))
+    async with connection:
+        accepted = await web.client.post(
+            "/api/v1/messages",
+            json={"subject": "parkeren", "text": "Vraag", "case_ref": "K-2026-000042"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        first = ContactMessage.model_validate_json((await take(queue)).body)
+        assert first.case_ref == "K-2026-000042"  # for the dossier to judge
+        assert accepted.json()["case_ref"] is None
+        status = (await web.client.get(accepted.json()["status_url"])).json()
+        assert status["case_ref"] is None
+        page_path = accepted.json()["status_page_url"]
+        assert "K-2026-000042" not in (await web.client.get(page_path)).text
+        hidden = await web.form(page_path)
+        await web.client.post(f"{page_path}/reply", data={**hidden, "text": "Nog iets"})
+        reply = ContactMessage.model_validate_json((await take(queue)).body)
+    assert reply.case_ref is None
+    assert reply.in_reply_to == first.source_ref
+
+
 async def test_invalid_form_fields_are_named_next_to_the_field_and_values_stay_escaped(
     web: Web,
 ) -> None:
