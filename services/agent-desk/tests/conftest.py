@@ -151,12 +151,16 @@ def services(
 
 @pytest.fixture
 def desk_settings(
-    rabbit_vhost: RabbitVhost, config_dir: Path, services: dict[str, RunningService]
+    rabbit_vhost: RabbitVhost,
+    config_dir: Path,
+    services: dict[str, RunningService],
+    tmp_path: Path,
 ) -> DeskSettings:
     return DeskSettings(
         amqp_url=rabbit_vhost.url,
         config_dir=config_dir,
         dossier_url=services["dossier"].url,
+        desk_sessions_path=tmp_path / "desk-sessions.db",
     )
 
 

@@ -35,6 +35,10 @@ class DeskSettings(ServiceSettings):
         description="the order in which 'next' looks at an agent's queue families",
     )
     desk_session_minutes: int = Field(480, ge=1, le=7 * 24 * 60, description="web session life")
+    desk_sessions_path: Path = Field(
+        Path("var/desk-sessions.db"),
+        description="SQLite file of the web sessions (they survive a restart of the desk)",
+    )
     desk_secure_cookie: bool = Field(
         False, description="mark the session cookie Secure (always on for https requests)"
     )
@@ -52,7 +56,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
     routing = load_section(settings.config_dir / ROUTING_FILE, WorkQueuesConfig)
     work_queues = routing.work_queues
     order = parse_order(settings.desk_queue_order)
-    sessions = Sessions(settings.desk_session_minutes * 60)
+    sessions = Sessions(settings.desk_sessions_path, settings.desk_session_minutes * 60)
     state: dict[str, Desk] = {}
 
     def desk() -> Desk:
@@ -78,6 +82,7 @@ def create_app(settings: DeskSettings) -> FastAPI:
             state.pop("desk", None)
             await dossier.aclose()
             await connection.close()
+            sessions.close()
 
     app = service_app(
         "desk",

@@ -158,14 +158,14 @@ def web_router(
         return secure_cookie or request.url.scheme == "https"
 
     def current(request: Request) -> Session | None:
-        return sessions.find(request.cookies.get(COOKIE))
+        return sessions.find(request.cookies.get(COOKIE), get_desk().login)
 
     def to_login() -> RedirectResponse:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
 
     def back(path: str, session: Session, message: str | None = None) -> RedirectResponse:
         if message:
-            session.flash.append(message)
+            sessions.add_flash(session, message)
         return RedirectResponse(path, status.HTTP_303_SEE_OTHER)
 
     async def checked_form(request: Request) -> tuple[Session, Form] | RedirectResponse:
@@ -178,8 +178,7 @@ def web_router(
         return session, form
 
     def flashes(session: Session) -> list[str]:
-        shown, session.flash[:] = list(session.flash), []
-        return shown
+        return sessions.take_flashes(session)
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
