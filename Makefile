@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 SOURCES := libs/common/src libs/cli/src $(wildcard services/*/src)
 
-.PHONY: run test lint typecheck packages pytest sync uv dev-env topology schema browser-deps
+.PHONY: run demo test lint typecheck packages pytest sync uv dev-env topology schema browser-deps
 
 uv:
 	@command -v $(UV) >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; \
@@ -30,6 +30,10 @@ topology: sync
 
 run: sync dev-env topology
 	@$(UV) run kanaal up --env-file var/dev.env
+
+# The README's walk-through: sample contacts of every channel into the running suite.
+demo: sync
+	@$(UV) run kanaal demo
 
 schema: sync
 	@$(UV) run kanaal schema

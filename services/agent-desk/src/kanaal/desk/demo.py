@@ -78,12 +78,16 @@ def sample_contacts(run: str, now: datetime) -> list[ContactMessage]:
     ]
 
 
-async def publish(url: str, contacts: list[ContactMessage]) -> None:
+async def publish(url: str, contacts: list[ContactMessage], pause: float = 0.0) -> None:
+    """Publish `contacts` in order, `pause` seconds apart (so that they wait in the queues
+    in the order the customer made them, and "next" hands them out in that order)."""
     connection = await aio_pika.connect(url, timeout=10)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.get_exchange(EVENTS.name)
-        for contact in contacts:
+        for number, contact in enumerate(contacts):
+            if number and pause:
+                await asyncio.sleep(pause)
             await exchange.publish(
                 aio_pika.Message(
                     contact.model_dump_json().encode(),
@@ -106,7 +110,7 @@ def demo(
     url = amqp_url or ServiceSettings().amqp_url.get_secret_value()
     contacts = sample_contacts(str(int(time.time())), datetime.now(UTC))
     try:
-        asyncio.run(publish(url, contacts))
+        asyncio.run(publish(url, contacts, pause=0.3))
     except (OSError, aio_pika.exceptions.AMQPException, TimeoutError) as exc:
         console.print(
             f"[red]error:[/] the broker did not take the contacts ({exc.__class__.__name__}); "
