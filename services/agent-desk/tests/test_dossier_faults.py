@@ -6,6 +6,7 @@ The real dossier sits behind a small proxy that can fail the claim (503) or ever
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from kanaal.desk.app import DeskSettings, create_app
 
 from .conftest import PARKEREN, Suite, token_of
 
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
 
 @dataclass
 class FaultyDossier:
@@ -29,6 +32,8 @@ class FaultyDossier:
     fail_claims: bool = False
     down: bool = False
     claims: list[int] = field(default_factory=list)
+    #: A cookie-keeping client of the same desk, for its web pages.
+    browser: httpx.AsyncClient | None = None
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -66,15 +71,18 @@ async def faulty(
     async with serve_app(proxy.app()) as proxy_url:
         settings = desk_settings.model_copy(update={"dossier_url": proxy_url})
         app = create_app(settings)
+        transport = httpx.ASGITransport(app=app)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
+                transport=transport,
                 base_url="http://desk",
                 headers={"Authorization": f"Bearer {token_of('anna')}"},
                 timeout=30,
             ) as anna,
+            httpx.AsyncClient(transport=transport, base_url="http://desk") as browser,
         ):
+            proxy.browser = browser
             yield proxy, anna
 
 
@@ -89,6 +97,7 @@ async def test_an_undecided_claim_hands_the_item_back_once_and_next_answers_502(
     failed = await anna.post("/api/v1/next")
     assert failed.status_code == 502, failed.text
     detail: dict[str, Any] = failed.json()["detail"]
+    assert detail["reason"] == "claim_undecided"
     assert "could not decide the claim" in detail["detail"]
     assert "the dossier answered 503: database is locked" in detail["detail"]
     assert f"went back to {PARKEREN}" in detail["detail"]
@@ -97,12 +106,23 @@ async def test_an_undecided_claim_hands_the_item_back_once_and_next_answers_502(
     await suite.wait_depth(PARKEREN, 1, timeout=5)
     assert await suite.depth(f"dead.{PARKEREN}") == 0
 
+    # On the web desk, the agent reads why in Dutch; the item goes back once more.
+    assert proxy.browser is not None
+    web = proxy.browser
+    [csrf] = CSRF.findall((await web.get("/login")).text)
+    await web.post("/login", data={"token": token_of("anna"), "csrf": csrf})
+    csrf = CSRF.findall((await web.get("/")).text)[0]
+    await web.post("/next", data={"csrf": csrf})
+    assert "het werk staat weer in de werkbak" in (await web.get("/")).text
+    assert proxy.claims == [503, 503]
+    await suite.wait_depth(PARKEREN, 1, timeout=5)
+
     proxy.fail_claims = False
     taken = await anna.post("/api/v1/next")
     assert taken.status_code == 200, taken.text
     body = taken.json()
     assert (body["status"], body["contact_id"]) == ("claimed", str(contact.id))
-    assert body["redelivered"] == 1  # handed back exactly once
+    assert body["redelivered"] == 2  # handed back exactly once per failed "next"
     assert await suite.depth(PARKEREN) == 0
     assert (await anna.post("/api/v1/next")).json()["status"] == "empty"
 

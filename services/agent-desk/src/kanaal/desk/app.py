@@ -32,7 +32,7 @@ class DeskSettings(ServiceSettings):
     dossier_url: str = Field("http://127.0.0.1:8084", description="where the dossier API is")
     desk_queue_order: str = Field(
         ",".join(DEFAULT_ORDER),
-        description="the order in which 'next' looks at an agent's queue families",
+        description="the order of an agent's queue families (ties between equally old queues)",
     )
     desk_session_minutes: int = Field(480, ge=1, le=7 * 24 * 60, description="web session life")
     desk_sessions_path: Path = Field(

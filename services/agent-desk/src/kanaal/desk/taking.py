@@ -198,7 +198,7 @@ class WorkTaker:
             )
             raise DossierError(
                 exc.status,
-                exc.reason,
+                "claim_undecided",
                 f"the dossier could not decide the claim of {item.case_ref} ({exc.detail}); "
                 f"the item went back to {source}, try again shortly",
             ) from exc

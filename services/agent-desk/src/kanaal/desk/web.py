@@ -286,6 +286,13 @@ def web_router(
         try:
             result = await get_desk().next(session.agent)
         except DossierError as exc:
+            if exc.reason == "claim_undecided":
+                return back(
+                    "/",
+                    session,
+                    "Het dossier kon de zaak niet aan u toewijzen; het werk staat weer in de "
+                    "werkbak. Probeer het zo opnieuw.",
+                )
             return back("/", session, f"Volgende lukte niet: {exc.detail}")
         skipped = sum(result.skipped.values())
         note = f" ({skipped} verouderde items overgeslagen)" if skipped else ""
