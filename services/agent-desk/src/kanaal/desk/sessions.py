@@ -3,15 +3,16 @@ session itself in a small SQLite file, so that a restarted desk keeps its agents
 
 The agent's token never goes back to the browser after login: the session holds it, with
 the session's CSRF token that every form must send back. The file does not give the tokens
-away either: a row is found by a hash of the session id, and the token in it is sealed with
-a key stream derived from the id (HMAC-SHA256 in counter mode, a fresh 256-bit key per
-session), so only a request carrying the cookie can open it. Logging out deletes the row;
-the cookie is worthless from then on, restart or not. A session is also ended when the
-agent's token no longer logs in (removed from agents.yaml, token rotated).
+away either: a row is found by a hash of the session id, and the token in it is encrypted
+with Fernet (the `cryptography` package: AES-128-CBC with HMAC-SHA256) under a key derived
+from the id with HKDF, so only a request carrying the cookie can open it. Logging out
+deletes the row; the cookie is worthless from then on, restart or not. A session is also
+ended when the agent's token no longer logs in (removed from agents.yaml, token rotated).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -23,6 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kanaal.desk.actions import Agent
 
@@ -54,13 +59,23 @@ def _key(session_id: str) -> str:
     return hashlib.sha256(b"kanaal-desk-session:" + session_id.encode()).hexdigest()
 
 
+def _fernet(session_id: str) -> Fernet:
+    """The session's own cipher: a Fernet key derived from the (256-bit random) id."""
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"kanaal-desk-session-token"
+    ).derive(session_id.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 def _seal(session_id: str, token: bytes) -> bytes:
-    """XOR with HMAC-SHA256(session id, counter) blocks; the same call opens it again."""
-    stream = b"".join(
-        hmac.new(session_id.encode(), b"token:%d" % block, hashlib.sha256).digest()
-        for block in range(len(token) // 32 + 1)
-    )
-    return bytes(a ^ b for a, b in zip(token, stream, strict=False))
+    return _fernet(session_id).encrypt(token)
+
+
+def _open(session_id: str, sealed: bytes) -> str | None:
+    try:
+        return _fernet(session_id).decrypt(sealed).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        return None
 
 
 class Sessions:
@@ -131,7 +146,8 @@ class Sessions:
         if row is None:
             return None
         agent_id, sealed, csrf, expires = row
-        agent = login(_seal(session_id, bytes(sealed)).decode("utf-8", errors="replace"))
+        token = _open(session_id, bytes(sealed))
+        agent = login(token) if token is not None else None
         if expires < time.time() or agent is None or agent.id != agent_id:
             self.end(session_id)
             return None
