@@ -232,7 +232,13 @@ async def test_a_routed_event_lands_once_on_the_case_timeline_and_makes_the_queu
     [dead] = await rabbit_vhost.wait_for("dead.dossier.events", 1, timeout=15)
     assert "invalid message" in str(dead.headers[DEAD_REASON_HEADER])
 
-    follow_up = make_contact(party=contact.party, case_ref=registered.case_ref)
+    # The customer writes again by e-mail (a web form's typed address proves nothing).
+    follow_up = make_contact(
+        channel="email",
+        entry_point="info@gemeente.nl",
+        party=contact.party,
+        case_ref=registered.case_ref,
+    )
     await publish_contact(amqp_channel, follow_up)
     [sticky] = await registered_on_router_intake(rabbit_vhost)
     assert sticky.case_queue == "work.subject.parkeren"

@@ -276,3 +276,22 @@ async def test_a_refused_reference_is_recorded_once_when_the_contact_comes_again
     first = await register(store, typist)
     assert await store.register(typist) is None
     assert len(await notes(store, first.case_ref)) == 1
+
+
+async def test_a_web_typist_who_knows_the_email_and_the_case_number_still_gets_a_new_case(
+    store: DossierStore, make_contact: ContactFactory
+) -> None:
+    # A web form's e-mail address is typed, not proven: knowing a citizen's address and
+    # case number must not open their case (its answers would show on the typist's page).
+    citizen = await register(
+        store, make_contact(channel="email", entry_point=MAILBOX, party=CITIZEN)
+    )
+    typist = await register(store, make_contact(party=CITIZEN, case_ref=citizen.case_ref))
+    assert typist.case_is_new
+    assert typist.case_ref != citizen.case_ref
+    citizen_case = await store.case_view(citizen.case_ref)
+    assert citizen_case is not None
+    assert [c.id for c in citizen_case.contacts] == [citizen.contact.id]
+    [note] = await notes(store, typist.case_ref)
+    assert note["text"] == f"Noemt zaak {citizen.case_ref}, niet gekoppeld: klant niet vastgesteld"
+    assert note["reason"] == "unproven"

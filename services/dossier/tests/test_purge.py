@@ -18,6 +18,9 @@ from kanaal.dossier.store import Actor, DossierStore
 ContactFactory = Callable[..., ContactMessage]
 ANNA = Actor("anna")
 
+# A follow-up by e-mail: on the web a typed address would prove nothing (cases.link_case).
+BY_EMAIL = {"channel": "email", "entry_point": "info@gemeente.nl"}
+
 
 async def count(store: DossierStore, model: type[Base]) -> int:
     async with store.sessions() as session:
@@ -34,7 +37,9 @@ async def test_purge_removes_closed_cases_their_contacts_and_parties_left_withou
     store: DossierStore, make_contact: ContactFactory
 ) -> None:
     gone = await register(store, make_contact(party={"email": "weg@example.nl"}))
-    await register(store, make_contact(party={"email": "weg@example.nl"}, case_ref=gone.case_ref))
+    await register(
+        store, make_contact(party={"email": "weg@example.nl"}, case_ref=gone.case_ref, **BY_EMAIL)
+    )
     stays_open = await register(store, make_contact(party={"email": "blijft@example.nl"}))
     closed_too = await register(store, make_contact(party={"email": "blijft@example.nl"}))
     await store.close(gone.case_ref, ANNA, "beantwoord")

@@ -25,6 +25,9 @@ from kanaal.dossier.store import ContactNotYetKnown, DossierStore, Unprocessable
 
 ContactFactory = Callable[..., ContactMessage]
 
+# A follow-up by e-mail: on the web a typed address would prove nothing (cases.link_case).
+BY_EMAIL = {"channel": "email", "entry_point": "info@gemeente.nl"}
+
 
 async def count_rows(store: DossierStore, model: type[Base]) -> int:
     async with store.sessions() as session:
@@ -243,7 +246,9 @@ async def test_a_routed_event_sets_the_case_queue_once(
     assert case.queue == "work.subject.parkeren"
     assert [e.kind for e in case.timeline].count("contact.routed") == 1
 
-    later = await register(store, make_contact(party=contact.party, case_ref=registered.case_ref))
+    later = await register(
+        store, make_contact(party=contact.party, case_ref=registered.case_ref, **BY_EMAIL)
+    )
     assert later.case_queue == "work.subject.parkeren"
 
 

@@ -70,12 +70,18 @@ class RefusedReason(StrEnum):
 
     OTHER_PARTY = "other_party"  # the case is another customer's
     UNKNOWN = "unknown"  # no case has this reference
+    UNPROVEN = "unproven"  # the sender only typed who they are
 
 
 REFUSED_WORDS: Final = {
     RefusedReason.OTHER_PARTY: "andere klant",
     RefusedReason.UNKNOWN: "onbekende zaak",
+    RefusedReason.UNPROVEN: "klant niet vastgesteld",
 }
+
+#: Channels whose party is what the sender typed (a web form's e-mail address, name,
+#: phone): it proves nobody's identity, so there a named case is joined only by thread.
+TYPED_PARTY_CHANNELS: Final = frozenset({"web"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ def link_case(
     named: KnownCase | None,
     thread: KnownCase | None,
     party_id: uuid.UUID,
+    party_proven: bool = True,
 ) -> CaseLink:
     """Which case a contact joins: the one it names, only when that is provably its own.
 
@@ -109,13 +116,20 @@ def link_case(
     itself threads). A named case that is neither is not joined: the contact goes on as
     if it had named none (the thread's case, else a new one), and the note keeps the
     reference for the agent without telling the customer anything about that case.
+    Where the party is only typed (`party_proven=False`: a web form), matching it proves
+    nothing: someone who knows a citizen's e-mail address and case number could otherwise
+    read that case's answers; there only the thread counts.
     """
     if case_ref is None:
         return CaseLink(thread)
     if named is None:
         return CaseLink(thread, case_ref, RefusedReason.UNKNOWN)
-    if (thread is not None and thread.id == named.id) or named.party_id == party_id:
+    if thread is not None and thread.id == named.id:
         return CaseLink(named)
+    if named.party_id == party_id:
+        return (
+            CaseLink(named) if party_proven else CaseLink(thread, named.ref, RefusedReason.UNPROVEN)
+        )
     return CaseLink(thread, named.ref, RefusedReason.OTHER_PARTY)
 
 

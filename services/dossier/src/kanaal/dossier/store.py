@@ -39,6 +39,7 @@ from kanaal.common.contract import (
 from kanaal.common.logging import get_logger
 from kanaal.common.topology import EVENTS, OUTBOUND, WORK, Event
 from kanaal.dossier.cases import (
+    TYPED_PARTY_CHANNELS,
     CaseState,
     ClosedCaseAction,
     EarlierContact,
@@ -213,6 +214,7 @@ class DossierStore:
             _known_case(named) if named is not None else None,
             _known_case(thread) if thread is not None else None,
             party.party_id,
+            party_proven=contact.channel not in TYPED_PARTY_CHANNELS,
         )
         case_row: CaseRow | None = None
         if link.case is not None:
