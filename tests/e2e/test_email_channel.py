@@ -11,12 +11,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
 import yaml
 
 from kanaal.common.contract import ContactMessage, Direction, WorkItem
+from kanaal.common.messaging import contract_message
 from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
 from kanaal.common.topology import OUTBOUND, Event
@@ -168,13 +168,7 @@ async def test_a_mail_is_registered_routed_answered_by_smtp_and_the_reply_finds_
         channel = await connection.channel(publisher_confirms=True)
         outbound = await channel.get_exchange(OUTBOUND.name)
         await outbound.publish(
-            aio_pika.Message(
-                answer.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(answer.id),
-                type=Event.CONTACT_OUTBOUND.value,
-            ),
+            contract_message(answer, message_type=Event.CONTACT_OUTBOUND, message_id=answer.id),
             routing_key="email",
         )
     mails = await asyncio.to_thread(smtp_sink.wait_for, 2, 30)

@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from kanaal.common.contract import ContactMessage
+from kanaal.common.messaging import contract_message
 from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
 from kanaal.common.topology import Event
 from kanaal.desk.app import DeskSettings, create_app
@@ -97,13 +98,7 @@ class Suite:
         contact = ContactMessage.new(**fields)
         exchange = await self.channel.get_exchange("kanaal.events")
         await exchange.publish(
-            aio_pika.Message(
-                contact.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(contact.id),
-                type=Event.CONTACT_RECEIVED.value,
-            ),
+            contract_message(contact, message_type=Event.CONTACT_RECEIVED, message_id=contact.id),
             routing_key=Event.CONTACT_RECEIVED.key(contact.channel),
         )
         return contact

@@ -27,6 +27,7 @@ from kanaal.common.contract import (
     RegisteredContact,
     WorkItem,
 )
+from kanaal.common.messaging import contract_message
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import Event
 from kanaal.dossier.app import DossierSettings, create_app
@@ -109,13 +110,7 @@ async def receive(
     registered = []
     for contact in contacts:
         await exchange.publish(
-            aio_pika.Message(
-                contact.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(contact.id),
-                type=Event.CONTACT_RECEIVED.value,
-            ),
+            contract_message(contact, message_type=Event.CONTACT_RECEIVED, message_id=contact.id),
             routing_key=Event.CONTACT_RECEIVED.key(contact.channel),
         )
         [message] = await rabbit_vhost.wait_for("router.intake", 1, timeout=15)

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from kanaal.common.contract import ContactMessage, ContactUpdate, RegisteredContact, WorkItem
-from kanaal.common.messaging import DEAD_REASON_HEADER
+from kanaal.common.messaging import DEAD_REASON_HEADER, contract_message
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import Event
 from kanaal.dossier.app import DossierSettings, create_app
@@ -67,13 +67,7 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def publish_contact(channel: aio_pika.abc.AbstractChannel, contact: ContactMessage) -> None:
     exchange = await channel.get_exchange("kanaal.events")
     await exchange.publish(
-        aio_pika.Message(
-            contact.model_dump_json().encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=str(contact.id),
-            type=Event.CONTACT_RECEIVED.value,
-        ),
+        contract_message(contact, message_type=Event.CONTACT_RECEIVED, message_id=contact.id),
         routing_key=Event.CONTACT_RECEIVED.key(contact.channel),
     )
 

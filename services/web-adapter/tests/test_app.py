@@ -14,7 +14,7 @@ import yaml
 
 from kanaal.common.config import ConfigError
 from kanaal.common.contract import ContactMessage, DeliveryReport, Direction, RejectedInput
-from kanaal.common.messaging import SCHEMA_VERSION_HEADER
+from kanaal.common.messaging import contract_message
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import EVENTS, OUTBOUND, Event, rejected_queue
 from kanaal.web.app import create_app
@@ -55,14 +55,7 @@ async def publish_answer(vhost: RabbitVhost, answer: ContactMessage) -> None:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(OUTBOUND.name)
         await exchange.publish(
-            aio_pika.Message(
-                answer.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(answer.id),
-                type=Event.CONTACT_OUTBOUND.value,
-                headers={SCHEMA_VERSION_HEADER: 1},
-            ),
+            contract_message(answer, message_type=Event.CONTACT_OUTBOUND, message_id=answer.id),
             routing_key="web",
         )
 

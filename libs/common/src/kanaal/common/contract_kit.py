@@ -35,7 +35,7 @@ from kanaal.common.contract import (
     RejectedInput,
 )
 from kanaal.common.logging import configure_logging
-from kanaal.common.messaging import SCHEMA_VERSION_HEADER
+from kanaal.common.messaging import SCHEMA_VERSION_HEADER, contract_message
 from kanaal.common.topology import DEAD, EVENTS, OUTBOUND, Event, rejected_queue
 
 SETTLE = 1.0  # seconds of quiet after the last message before a tap is read
@@ -149,13 +149,8 @@ class ContractKit:
                     if contact.direction is not Direction.OUTBOUND:
                         raise ValueError("check_outbound takes outbound contacts")
                     await exchange.publish(
-                        aio_pika.Message(
-                            contact.model_dump_json().encode(),
-                            content_type="application/json",
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            message_id=str(contact.id),
-                            type=Event.CONTACT_OUTBOUND.value,
-                            headers={SCHEMA_VERSION_HEADER: SCHEMA_VERSION},
+                        contract_message(
+                            contact, message_type=Event.CONTACT_OUTBOUND, message_id=contact.id
                         ),
                         routing_key=self.channel,
                     )

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+import aio_pika
 import structlog
 from faststream import AckPolicy, StreamMessage
 from faststream.rabbit import Channel, RabbitBroker
@@ -160,6 +161,27 @@ class Publisher:
             correlation_id=raw.correlation_id,
             headers=headers,
         )
+
+
+def contract_message(
+    payload: BaseModel | bytes, *, message_type: str, message_id: uuid.UUID | str
+) -> aio_pika.Message:
+    """A contract message with the properties :class:`Publisher` sets, for code that
+    publishes with aio-pika itself (the demo, the contract kit, tests):
+
+        await exchange.publish(contract_message(contact, message_type=..., message_id=...),
+                               routing_key=...)
+    """
+    body = payload if isinstance(payload, bytes) else payload.model_dump_json().encode()
+    return aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(message_id),
+        type=str(message_type),
+        timestamp=datetime.now(UTC),
+        headers={SCHEMA_VERSION_HEADER: SCHEMA_VERSION},
+    )
 
 
 async def raw_body(message: StreamMessage[Any]) -> bytes:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kanaal.common.contract import ContactMessage
+from kanaal.common.messaging import contract_message
 from kanaal.common.settings import ServiceSettings
 from kanaal.common.topology import EVENTS, Event
 
@@ -89,13 +90,8 @@ async def publish(url: str, contacts: list[ContactMessage], pause: float = 0.0) 
             if number and pause:
                 await asyncio.sleep(pause)
             await exchange.publish(
-                aio_pika.Message(
-                    contact.model_dump_json().encode(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=str(contact.id),
-                    type=Event.CONTACT_RECEIVED.value,
-                    headers={"x-schema-version": contact.schema_version},
+                contract_message(
+                    contact, message_type=Event.CONTACT_RECEIVED, message_id=contact.id
                 ),
                 routing_key=Event.CONTACT_RECEIVED.key(contact.channel),
             )
