@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kanaal.counter.store import VisitStore, create_engine
+from kanaal.common.database import create_engine
+from kanaal.counter.store import VisitStore
 from kanaal.counter.visits import Visit, VisitStatus
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kanaal.common.database import create_engine
 from kanaal.phone.cti import CallEvent, parse_event
-from kanaal.phone.store import CallStore, create_engine
+from kanaal.phone.store import CallStore
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

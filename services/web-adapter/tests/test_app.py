@@ -14,11 +14,12 @@ import yaml
 
 from kanaal.common.config import ConfigError
 from kanaal.common.contract import ContactMessage, DeliveryReport, Direction, RejectedInput
+from kanaal.common.database import create_engine
 from kanaal.common.messaging import contract_message
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import EVENTS, OUTBOUND, Event, rejected_queue
 from kanaal.web.app import create_app
-from kanaal.web.store import WebStore, create_engine
+from kanaal.web.store import WebStore
 
 from .conftest import PNG, REPO, Web, web_settings
 

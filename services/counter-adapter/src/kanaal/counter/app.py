@@ -17,13 +17,14 @@ from pydantic import BaseModel, Field, SecretStr
 
 from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, load_section
+from kanaal.common.database import create_engine
 from kanaal.common.locks import KeyedLocks
 from kanaal.common.logging import get_logger
 from kanaal.common.service import bearer_matches
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import Event
 from kanaal.counter.config import CounterChannelConfig, secret_from_env
-from kanaal.counter.store import VisitStore, create_engine
+from kanaal.counter.store import VisitStore
 from kanaal.counter.visits import (
     CheckIn,
     Conflict,

@@ -7,15 +7,12 @@ may happen next), so the adapter keeps both. SQLite by default
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kanaal.counter.visits import Visit, VisitStatus
 
@@ -42,18 +39,6 @@ visit_updates = Table(
     Column("event", String(16), nullable=False),
     Column("at", Float, nullable=False),
 )
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; a SQLite file's folder is made first. Parameters stay out of errors."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        logging.getLogger("aiosqlite").setLevel(logging.INFO)
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
-    return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 def _time(value: float | None) -> datetime | None:

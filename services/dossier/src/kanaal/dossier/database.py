@@ -8,58 +8,22 @@ is Alembic's: :func:`upgrade` brings any database to the newest revision at star
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kanaal.common.database import create_engine as common_create_engine
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; for a SQLite file its folder is created first.
-
-    Statement parameters are personal data (names, addresses, message text): they are
-    kept out of SQLAlchemy's error messages, and aiosqlite's DEBUG records (which
-    print every statement with its parameters) are switched off.
-    """
-    parsed = make_url(url)
-    if not is_sqlite(parsed):
-        return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
-        parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, hide_parameters=True
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _: Any) -> None:
-        # Take transaction control away from the driver, so `_on_begin` decides how to begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Take the write lock up front: a deferred transaction that later upgrades to a
-        # writer fails with SQLITE_BUSY at once instead of waiting for the lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def is_sqlite(url: URL | str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    """The dossier's engine: on SQLite with WAL and `BEGIN IMMEDIATE` (kanaal.common.database)."""
+    return common_create_engine(url, sqlite_immediate=True)
 
 
 def alembic_config() -> Config:

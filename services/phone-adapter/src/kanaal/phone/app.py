@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, load_section
+from kanaal.common.database import create_engine
 from kanaal.common.locks import KeyedLocks
 from kanaal.common.logging import get_logger
 from kanaal.common.service import bearer_matches
@@ -35,7 +36,7 @@ from kanaal.phone.cti import (
     parse_event,
     signature_matches,
 )
-from kanaal.phone.store import CallStore, create_engine
+from kanaal.phone.store import CallStore
 
 log = get_logger(__name__)
 

@@ -9,9 +9,7 @@ SQLite by default (`KANAAL_PHONE_DATABASE_URL`), PostgreSQL works the same.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -27,9 +25,8 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kanaal.phone.cti import CallEvent, EventKind
 
@@ -54,18 +51,6 @@ published_calls = Table(
     Column("contact_id", String(36), nullable=False),
     Column("published_at", Float, nullable=False),
 )
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; a SQLite file's folder is made first. Parameters stay out of errors."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        logging.getLogger("aiosqlite").setLevel(logging.INFO)
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
-    return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 class CallStore:

@@ -24,13 +24,14 @@ from starlette.datastructures import UploadFile
 from kanaal.common.adapter import ChannelAdapter
 from kanaal.common.config import CHANNELS_FILE, ChannelsConfig, ConfigError, load_section
 from kanaal.common.contract import CaseStatus
+from kanaal.common.database import create_engine
 from kanaal.common.logging import get_logger
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.web.attachments import AttachmentRefused, AttachmentStore, Limits, Upload
 from kanaal.web.intake import Dossier, WebIntake
 from kanaal.web.pages import TOKEN_PATTERN, TooManyRequests, pages_router, too_many_handler
 from kanaal.web.safety import BodyLimit, RateLimiter, SecurityHeaders, client_key
-from kanaal.web.store import SubmissionConflict, WebStore, create_engine
+from kanaal.web.store import SubmissionConflict, WebStore
 from kanaal.web.submission import UnknownSubject, WebChannelConfig, WebMessage
 
 log = get_logger(__name__)

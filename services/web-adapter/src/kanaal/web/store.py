@@ -11,7 +11,6 @@ works the same; the schema is Alembic's, upgraded at start.
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -34,9 +33,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kanaal.common.contract import Attachment, ContactMessage
 
@@ -123,18 +121,6 @@ class Thread:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; a SQLite file's folder is made first. Parameters stay out of errors."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)  # its DEBUG prints parameters
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    return create_async_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
 
 
 def _run_upgrade(connection: Connection) -> None:
