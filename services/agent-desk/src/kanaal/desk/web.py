@@ -180,10 +180,10 @@ def web_router(
     def flashes(session: Session) -> list[str]:
         return sessions.take_flashes(session)
 
-    @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
+    def login_page(request: Request, code: int = 200, error: str | None = None) -> Response:
+        """The login form with a fresh CSRF token, double-submitted in a /login cookie."""
         token = secrets.token_urlsafe(32)
-        response = page("login.html", csrf=token, error=None)
+        response = page("login.html", code=code, csrf=token, error=error)
         response.set_cookie(
             LOGIN_COOKIE,
             token,
@@ -195,6 +195,10 @@ def web_router(
         )
         return response
 
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        return login_page(request)
+
     @router.post("/login")
     async def login(request: Request) -> Response:
         form = await read_form(request)
@@ -203,23 +207,11 @@ def web_router(
         agent = get_desk().login((form.get("token") or "").strip())
         if agent is None:
             log.info("desk login refused")
-            token = secrets.token_urlsafe(32)
-            response = page(
-                "login.html",
-                code=status.HTTP_401_UNAUTHORIZED,
-                csrf=token,
-                error="Onbekende token. Vraag uw beheerder om uw token.",
+            return login_page(
+                request,
+                status.HTTP_401_UNAUTHORIZED,
+                "Onbekende token. Vraag uw beheerder om uw token.",
             )
-            response.set_cookie(
-                LOGIN_COOKIE,
-                token,
-                max_age=900,
-                httponly=True,
-                samesite="strict",
-                secure=secure(request),
-                path="/login",
-            )
-            return response
         session = sessions.start(agent)
         log.info("desk login", agent=agent.id)
         done = RedirectResponse("/", status.HTTP_303_SEE_OTHER)
