@@ -205,6 +205,11 @@ class When(BaseModel):
     def matcher(self) -> Callable[[Facts], bool]:
         """A predicate for the hot path: `first_failure(...) is None` without the reasons."""
         checks = tuple((name, condition.predicate()) for name, condition in self.conditions())
+        if not checks:
+            return lambda facts: True
+        if len(checks) == 1:  # most rules: one condition, no generator per contact
+            ((name, test),) = checks
+            return lambda facts: test(facts.get(name))
 
         def holds(facts: Facts) -> bool:
             get = facts.get
@@ -319,11 +324,12 @@ class Facts:
             ),
             "text": contact.text,
         }
+        for key, value in contact.channel_data.items():
+            self._values[f"channel_data.{key}"] = value
 
     def get(self, name: str) -> Any:
-        if name.startswith("channel_data."):
-            return self._contact.channel_data.get(name.removeprefix("channel_data."))
-        return self._values[name]
+        """The fact's value; a `channel_data.<key>` the contact does not carry is None."""
+        return self._values.get(name)
 
 
 @dataclass(frozen=True)
