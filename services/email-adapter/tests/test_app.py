@@ -11,6 +11,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
+from fastapi import FastAPI, Header
 
 from kanaal.common.contract import (
     ContactMessage,
@@ -21,6 +22,7 @@ from kanaal.common.contract import (
     RejectedInput,
 )
 from kanaal.common.contract_kit import ContractKit, Sample
+from kanaal.common.testing import serve_app
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, OUTBOUND, rejected_queue
 
 from .conftest import MAILBOX, EmailRig, MailFactory
@@ -239,10 +241,31 @@ async def test_normal_mail_is_acknowledged_and_automatic_mail_is_not(
     await rig.vhost.wait_for(DOSSIER_INTAKE.name, 3, timeout=20)
     [ack] = rig.smtp.wait_for(1)
     assert ack.message["In-Reply-To"] == "<m3@example.org>"
-    assert ack.message["Subject"] == "Ontvangstbevestiging [K-2026-000042]"
+    # No dossier to ask: no case reference, and never the one the sender typed.
+    assert ack.message["Subject"] == "Ontvangstbevestiging"
     assert ack.message["Auto-Submitted"] == "auto-replied"
     await wait_until(lambda: len(rig.folder("Verwerkt")) == 3)
     assert len(rig.smtp.received) == 1
+
+
+async def test_the_acknowledgement_names_the_case_the_dossier_gave_not_the_typed_one(
+    rig: EmailRig, make_mail: MailFactory
+) -> None:
+    # The dossier did not follow the [K-…] typed in the subject (someone else's case):
+    # the acknowledgement names the case the mail really landed in.
+    dossier = FastAPI()
+
+    @dossier.get("/api/v1/contacts/{contact_id}")
+    async def contact(contact_id: str, authorization: str = Header()) -> dict[str, str]:
+        assert authorization == "Bearer dossier-token"
+        return {"contact_id": contact_id, "case_ref": "K-2026-000099"}
+
+    rig.mailbox["acknowledgement"] = {"enabled": True, "subject": "Ontvangstbevestiging"}
+    rig.append(make_mail(3, subject="Vraag over [K-2026-000042]"))
+    async with serve_app(dossier) as url:
+        rig.start(KANAAL_DOSSIER_URL=url, KANAAL_DOSSIER_API_TOKEN="dossier-token")
+        [ack] = await asyncio.to_thread(rig.smtp.wait_for, 1)
+    assert ack.message["Subject"] == "Ontvangstbevestiging [K-2026-000099]"
 
 
 @pytest.mark.parametrize("security", ["starttls"])

@@ -8,6 +8,7 @@ suite can run against a broker and a database server that other things use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -25,8 +26,11 @@ from urllib.parse import quote
 
 import aio_pika
 import pytest
+import uvicorn
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from kanaal.common.contract_kit import ContractKit
 
 RABBIT_HOST = os.environ.get("KANAAL_TEST_RABBIT_HOST", "127.0.0.1")
@@ -171,6 +175,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve an ASGI app (with its lifespan) on a free local port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:  # uvicorn offers no started event
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the app stopped while starting")
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
 
 
 @dataclass

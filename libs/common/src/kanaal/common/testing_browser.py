@@ -14,8 +14,6 @@ command that installs it; it is never skipped, so CI cannot pass without looking
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import tempfile
@@ -24,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvicorn
 
-from kanaal.common.testing import free_port
+from kanaal.common.testing import serve_app
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
-    from starlette.types import ASGIApp
+
+__all__ = ["accessibility_violations", "assert_accessible", "browser_page", "serve_app"]
 
 CHROMIUM = Path(os.environ.get("KANAAL_TEST_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which a
@@ -89,27 +87,6 @@ async def browser_page(chromium: Path) -> AsyncIterator[Page]:
                 yield page
             finally:
                 await context.close()
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve an ASGI app (with its lifespan) on a free local port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(30):
-            while not server.started:  # uvicorn offers no started event
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the app stopped while starting")
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 async def accessibility_violations(

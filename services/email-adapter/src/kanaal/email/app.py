@@ -155,7 +155,9 @@ def create_app(settings: EmailSettings) -> FastAPI:
         task.add_done_callback(acknowledging.discard)
 
     async def send_acknowledgement(mailbox: MailboxConfig, contact: ContactMessage) -> None:
-        case_ref = contact.case_ref or await case_ref_of(contact.id)
+        # Only the dossier's word: a [K-…] in the subject is typed by the sender, may be
+        # someone else's case, and echoing it would thread their replies to it.
+        case_ref = await case_ref_of(contact.id)
         try:
             message = compose_acknowledgement(contact, mailbox, case_ref)
             await deliver(uuid.uuid5(contact.id, "acknowledgement"), message, mailbox)
