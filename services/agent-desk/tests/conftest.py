@@ -9,7 +9,6 @@ import hashlib
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,13 @@ from fastapi import FastAPI
 
 from kanaal.common.contract import ContactMessage
 from kanaal.common.messaging import contract_message
-from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
+from kanaal.common.testing import (
+    RabbitVhost,
+    RunningService,
+    free_port,
+    sample_contact,
+    start_service,
+)
 from kanaal.common.topology import Event
 from kanaal.desk.app import DeskSettings, create_app
 
@@ -89,13 +94,9 @@ class Suite:
 
     async def send(self, **fields: Any) -> ContactMessage:
         """Publish a contact as an adapter would (contact.received.<channel>)."""
-        fields.setdefault("channel", "web")
         fields.setdefault("entry_point", "contactformulier")
         fields.setdefault("source_ref", f"desk-test-{next(_refs)}")
-        fields.setdefault("received_at", datetime.now(UTC))
-        fields.setdefault("subject", "parkeren")
-        fields.setdefault("text", "Mijn parkeervergunning is verlopen.")
-        contact = ContactMessage.new(**fields)
+        contact = sample_contact(**fields)
         exchange = await self.channel.get_exchange("kanaal.events")
         await exchange.publish(
             contract_message(contact, message_type=Event.CONTACT_RECEIVED, message_id=contact.id),

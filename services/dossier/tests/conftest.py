@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from kanaal.common.contract import ContactMessage
+from kanaal.common.testing import sample_contact
 from kanaal.dossier.database import create_engine, upgrade
 from kanaal.dossier.store import DossierStore
 
@@ -42,12 +42,7 @@ def make_contact() -> ContactFactory:
     """A valid contact; every call is a new source item unless `source_ref` is given."""
 
     def make(**fields: Any) -> ContactMessage:
-        fields.setdefault("channel", "web")
-        fields.setdefault("entry_point", "form-contact")
         fields.setdefault("source_ref", f"submission-{next(_refs)}")
-        fields.setdefault("received_at", datetime.now(UTC))
-        fields.setdefault("subject", "parkeren")
-        fields.setdefault("text", "Mijn parkeervergunning is verlopen.")
-        return ContactMessage.new(**fields)
+        return sample_contact(**fields)
 
     return make

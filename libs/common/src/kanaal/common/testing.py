@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -31,6 +33,7 @@ import uvicorn
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from kanaal.common.contract import ContactMessage
     from kanaal.common.contract_kit import ContractKit
 
 RABBIT_HOST = os.environ.get("KANAAL_TEST_RABBIT_HOST", "127.0.0.1")
@@ -168,6 +171,23 @@ async def amqp_channel(rabbit_vhost: RabbitVhost) -> AsyncIterator[aio_pika.abc.
     connection = await rabbit_vhost.connect()
     async with connection:
         yield await connection.channel(publisher_confirms=True)
+
+
+_sample_refs = itertools.count(1)
+
+
+def sample_contact(**fields: Any) -> ContactMessage:
+    """A valid inbound web contact about parkeren; each call is a new source item unless
+    `source_ref` is given. Any field can be set: `sample_contact(channel="email", ...)`."""
+    from kanaal.common.contract import ContactMessage
+
+    fields.setdefault("channel", "web")
+    fields.setdefault("entry_point", "form-contact")
+    fields.setdefault("source_ref", f"sample-{uuid.uuid4().hex[:8]}-{next(_sample_refs)}")
+    fields.setdefault("received_at", datetime.now(UTC))
+    fields.setdefault("subject", "parkeren")
+    fields.setdefault("text", "Mijn parkeervergunning is verlopen.")
+    return ContactMessage.new(**fields)
 
 
 def free_port() -> int:
