@@ -29,6 +29,23 @@ PERSONAL = ("Wietske", "Hoogeveen", "wietske.hoogeveen", "24681359", "Palmgracht
 ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
 
 
+async def claim_and_answer(
+    client: httpx.AsyncClient, dossier: str, item: WorkItem, agent: dict[str, str]
+) -> httpx.Response:
+    """The agent claims the work item's case and answers it with ANSWER through the dossier."""
+    claimed = await client.post(
+        f"{dossier}/api/v1/cases/{item.case_ref}/claim",
+        json={"contact_id": str(item.contact_id), "queue": item.queue},
+        headers=agent,
+    )
+    assert claimed.status_code == 200, claimed.text
+    replied = await client.post(
+        f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
+    )
+    assert replied.status_code == 202, replied.text
+    return replied
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
     for _ in range(int(timeout / 0.1)):
         if await check():
@@ -57,16 +74,7 @@ async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_
         assert status["case_ref"] == item.case_ref
 
         # The agent claims the case and answers; the customer's channel is the web.
-        claimed = await client.post(
-            f"{dossier}/api/v1/cases/{item.case_ref}/claim",
-            json={"contact_id": str(item.contact_id), "queue": item.queue},
-            headers=agent,
-        )
-        assert claimed.status_code == 200, claimed.text
-        replied = await client.post(
-            f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
-        )
-        assert replied.status_code == 202, replied.text
+        replied = await claim_and_answer(client, dossier, item, agent)
         assert replied.json()["channel"] == "web"
 
         page_url = f"{web}{body['status_page_url']}"
@@ -145,16 +153,7 @@ async def test_a_case_number_typed_by_someone_else_gives_them_no_view_of_that_ca
         )
 
         # The agent answers the citizen's case: the answer reaches the citizen's page only.
-        claimed = await client.post(
-            f"{dossier}/api/v1/cases/{item.case_ref}/claim",
-            json={"contact_id": str(item.contact_id), "queue": item.queue},
-            headers=agent,
-        )
-        assert claimed.status_code == 200, claimed.text
-        replied = await client.post(
-            f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
-        )
-        assert replied.status_code == 202, replied.text
+        await claim_and_answer(client, dossier, item, agent)
 
         async def answer_shown() -> bool:
             page = await client.get(f"{web}{citizen['status_page_url']}")
