@@ -153,17 +153,17 @@ class BatchIntake:
             tag = consuming.consumer_tag
             self.connected = True
             log.info("intake consuming", queue=self._queue.name, batch=self._batch)
+            # Up to PIPELINE batches in flight: the next is published while the one before
+            # waits for its confirms; acks still go out in delivery order.
+            slots = asyncio.Semaphore(PIPELINE)
+            previous: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            previous.set_result(None)
+            in_flight: set[asyncio.Task[None]] = set()
             try:
-                # Up to PIPELINE batches in flight: the next is published while the one
-                # before waits for its confirms; acks still go out in delivery order.
-                slots = asyncio.Semaphore(PIPELINE)
-                previous: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                previous.set_result(None)
-                in_flight: set[asyncio.Task[None]] = set()
                 while not self._stopping:
                     await self._arrived.wait()
                     self._arrived.clear()
-                    while self._waiting and not connection.is_closed:
+                    while self._waiting and not connection.is_closed and not self._stopping:
                         await slots.acquire()
                         taken = self._waiting[: self._batch]
                         del self._waiting[: self._batch]
@@ -177,12 +177,14 @@ class BatchIntake:
                         previous = task
                     if connection.is_closed:
                         raise ConnectionError("the intake connection closed")
-                if in_flight:
-                    await asyncio.gather(*in_flight, return_exceptions=True)
             finally:
                 with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, RuntimeError):
                     if tag is not None:
                         await asyncio.wait_for(underlay.basic_cancel(tag), 5)
+                # The batches in hand finish (acked) or fail with the connection; what was
+                # delivered but not taken goes back to the queue when the channel closes.
+                if in_flight:
+                    await asyncio.gather(*in_flight, return_exceptions=True)
         finally:
             self.connected = False
             # Deliveries not acked yet go back to the queue when the channel closes.
