@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -59,3 +59,10 @@ def _begin_immediate(connection: Connection) -> None:
     # Take the write lock up front: a deferred transaction that later upgrades to a
     # writer fails with SQLITE_BUSY at once instead of waiting for the lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def database_reachable(engine: AsyncEngine) -> bool:
+    """Readiness: the database answers `SELECT 1` (raises when it does not)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return True

@@ -14,6 +14,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kanaal.common.database import database_reachable
 from kanaal.counter.visits import Visit, VisitStatus
 
 metadata = MetaData()
@@ -54,9 +55,7 @@ class VisitStore:
             await connection.run_sync(metadata.create_all)
 
     async def reachable(self) -> bool:
-        async with self.engine.connect() as connection:
-            await connection.execute(select(1))
-        return True
+        return await database_reachable(self.engine)
 
     async def add(self, visit: Visit) -> bool:
         """Keep a checked-in visit; False when it was kept before (a kiosk's retry)."""

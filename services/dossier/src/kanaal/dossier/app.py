@@ -21,6 +21,7 @@ from kanaal.common.contract import (
     DeliveryReport,
     WorkItem,
 )
+from kanaal.common.database import database_reachable
 from kanaal.common.logging import get_logger
 from kanaal.common.messaging import (
     Publisher,
@@ -35,7 +36,7 @@ from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, EVENTS, Event
 from kanaal.dossier.agents import AgentDirectory, load_agents
 from kanaal.dossier.api import api_router
-from kanaal.dossier.database import create_engine, database_reachable, upgrade
+from kanaal.dossier.database import create_engine, upgrade
 from kanaal.dossier.intake import IntakeWriter
 from kanaal.dossier.outbox import OutboxRelay
 from kanaal.dossier.store import DossierStore, Unprocessable

@@ -62,10 +62,3 @@ async def lock_for(connection: AsyncConnection, *keys: str) -> None:
 def lock_key(name: str) -> int:
     """A stable signed 64-bit number for an advisory lock."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-async def database_reachable(engine: AsyncEngine) -> bool:
-    """Readiness: the database answers `SELECT 1`."""
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
-    return True

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kanaal.common.database import database_reachable
 from kanaal.phone.cti import CallEvent, EventKind
 
 metadata = MetaData()
@@ -62,9 +63,7 @@ class CallStore:
             await connection.run_sync(metadata.create_all)
 
     async def reachable(self) -> bool:
-        async with self.engine.connect() as connection:
-            await connection.execute(select(1))
-        return True
+        return await database_reachable(self.engine)
 
     async def add(self, event: CallEvent) -> bool:
         """Keep the event; False when the same event was kept before."""

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kanaal.common.contract import Attachment, ContactMessage
+from kanaal.common.database import database_reachable
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 VERSION_TABLE: Final = "web_alembic_version"
@@ -141,9 +142,7 @@ class WebStore:
             await connection.run_sync(_run_upgrade)
 
     async def reachable(self) -> bool:
-        async with self.engine.connect() as connection:
-            await connection.execute(select(1))
-        return True
+        return await database_reachable(self.engine)
 
     async def secret_key(self, name: str = "status") -> bytes:
         """A random key made once and kept, so tokens and form signatures survive restarts."""
