@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import aio_pika
 import aio_pika.abc
-import aiormq.abc
+import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from pydantic import ValidationError
@@ -147,6 +147,8 @@ class BatchIntake:
             # Consuming and publishing on aiormq's channel skips aio-pika's per-message
             # objects; aio-pika only opens the connection and the confirming channel.
             underlay = await channel.get_underlay_channel()
+            # aiormq's Channel; its abstract type lacks basic_publish's `wait`.
+            assert isinstance(underlay, aiormq.Channel)
             await underlay.basic_qos(prefetch_count=self._batch * PIPELINE)
             self._waiting.clear()
             consuming = await underlay.basic_consume(self._queue.name, self._arrive)
@@ -197,7 +199,7 @@ class BatchIntake:
 
     async def _handle(
         self,
-        channel: aiormq.abc.AbstractChannel,
+        channel: aiormq.Channel,
         taken: Sequence[DeliveredMessage],
         previous: asyncio.Future[None],
     ) -> None:
@@ -244,7 +246,7 @@ class BatchIntake:
         await self._settle(channel, deliveries)
 
     @staticmethod
-    def _publish(channel: aiormq.abc.AbstractChannel, publish: _Publish) -> asyncio.Future[Any]:
+    def _publish(channel: aiormq.Channel, publish: _Publish) -> asyncio.Future[Any]:
         """Publish now; the future completes with the broker's confirm (or return)."""
         exchange, routing_key, body, properties = publish
         return asyncio.ensure_future(
@@ -254,12 +256,12 @@ class BatchIntake:
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=True,
+                # Not waiting for the writer to drain each frame: the confirm is awaited.
+                wait=False,
             )
         )
 
-    async def _settle(
-        self, channel: aiormq.abc.AbstractChannel, deliveries: list[_Delivery]
-    ) -> None:
+    async def _settle(self, channel: aiormq.Channel, deliveries: list[_Delivery]) -> None:
         if not any(d.failed for d in deliveries):
             # One ack for the batch: every earlier delivery on this channel is settled.
             await channel.basic_ack(deliveries[-1].tag, multiple=True)
