@@ -445,12 +445,21 @@ SCALARS = st.one_of(
     st.booleans(),
     st.integers(-3, 12),
     st.sampled_from(["web", "WEB", "Noord", "noord", "1", "true", "", "paspoort aanvragen"]),
+    # text for the word rules: mixed case, and case folding beyond ASCII (U+017F is a long s,
+    # U+212A the Kelvin sign: re's IGNORECASE matches them to s and k)
+    st.sampled_from(
+        ["Mijn PASPOORT is weg", "ID-Kaart kwijt", "pa\u017fpoort", "\u212aiosk", "rijbewijs"]
+    ),
+    st.text(alphabet="aiksoprt- \u017f\u212a\u0130", max_size=12),
 )
 CONDITIONS = st.one_of(
     st.builds(lambda v: {"equals": v}, SCALARS.filter(lambda v: v is not None)),
     st.builds(lambda v: {"in": v}, st.lists(SCALARS.filter(lambda v: v is not None), min_size=1)),
     st.builds(lambda v: {"present": v}, st.booleans()),
-    st.builds(lambda v: {"regex": v}, st.sampled_from(["^web$", "paspoort|id-kaart", "1", "NRD"])),
+    st.builds(
+        lambda v: {"regex": v},
+        st.sampled_from(["^web$", "paspoort|id-kaart", "1", "NRD", "kiosk", "is|pas"]),
+    ),
     st.builds(lambda v: {"min": v}, st.integers(0, 9)),
     st.builds(lambda v: {"max": v}, st.integers(0, 9)),
 )
@@ -463,3 +472,40 @@ def test_the_hot_path_predicate_answers_as_the_explained_test(
     # The router decides with predicate(); `rules explain` reports with test(): they agree.
     parsed = Condition.model_validate(condition)
     assert parsed.predicate()(value) == parsed.test(value)
+
+
+CHANNEL_CONDITIONS = st.one_of(
+    st.none(),
+    st.sampled_from(["phone", "PHONE", "web", "sms", {"regex": "^(e|p)"}, {"present": True}]),
+    st.lists(st.sampled_from(["phone", "Email", "counter", "kiosk"]), min_size=1, max_size=3),
+)
+
+
+@given(
+    channels=st.lists(CHANNEL_CONDITIONS, min_size=1, max_size=8),
+    subjects=st.lists(st.sampled_from([None, "parkeren", "afval"]), min_size=8, max_size=8),
+    channel=st.sampled_from(["phone", "email", "web", "counter", "sms", "kiosk", "whats-app"]),
+    subject=st.sampled_from([None, "parkeren", "afval"]),
+)
+def test_deciding_by_the_channel_index_picks_the_rule_explain_picks(
+    channels: list[Any], subjects: list[str | None], channel: str, subject: str | None
+) -> None:
+    # decide() only tries the rules that can match the contact's channel; explain() walks
+    # every rule. The first match must be the same rule for every mix of channel tests.
+    config = {
+        "strategy": "central",
+        "rules": [
+            {
+                "name": f"r{i}",
+                "when": {
+                    **({"channel": condition} if condition is not None else {}),
+                    **({"subject": subjects[i]} if subjects[i] else {}),
+                },
+                "target": f"work.skill.s{i}",
+            }
+            for i, condition in enumerate(channels)
+        ],
+    }
+    routing = RoutingRules(RoutingConfig.model_validate(config))
+    contact = registered(channel=channel, subject=subject)
+    assert routing.decide(contact) == routing.explain(contact).decision
