@@ -4,6 +4,11 @@ The relay consumes a quorum queue (prefetch 100), parses the JSON, publishes it
 persistent with a confirm to another quorum queue and acks. The router does its whole
 job with a 50-rule file: decide, work item, SLA timer, contact.routed, ack. Both start
 on pre-filled queues. Prints both rates and their ratio; asserts nothing about speed.
+
+A third run shows how much of the router's cost is its AMQP work alone: the router's
+batch intake with a plan that only parses the JSON and publishes the same body twice
+(as the work item and contact.routed go out), with no rules, model or journal. The
+router cannot be faster than that ceiling.
 Size with KANAAL_BENCH_CONTACTS (default 20000, the issue's figure):
 `uv run pytest tests/bench/test_router_bench.py -s`. SLAs are minutes, so that no timer
 fires while it is measured.
@@ -28,8 +33,9 @@ from pydantic import SecretStr
 from kanaal.common.config import load_topology
 from kanaal.common.contract import CaseStatus, ContactMessage, RegisteredContact
 from kanaal.common.testing import RabbitVhost
-from kanaal.common.topology import apply
+from kanaal.common.topology import Queue, apply
 from kanaal.router.app import ROUTED, RouterSettings, create_app
+from kanaal.router.intake import BatchIntake, Outgoing, Plan
 from kanaal.router.rules import RoutingRules
 
 N = int(os.environ.get("KANAAL_BENCH_CONTACTS", "20000"))
@@ -177,6 +183,49 @@ async def raw_relay(url: str, bodies: list[bytes]) -> tuple[float, float]:
         return time.perf_counter() - start, time.process_time() - cpu
 
 
+async def intake_ceiling(url: str, bodies: list[bytes]) -> tuple[float, float]:
+    """The router's intake with no routing: parse, publish twice, confirm, ack in batches."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        args = {"x-queue-type": "quorum"}
+        for name in ("ceiling.in", "ceiling.work", "ceiling.events"):
+            await channel.declare_queue(name, durable=True, arguments=args)
+        await fill(channel, "", "ceiling.in", bodies)
+    settled = 0
+
+    def plan(body: bytes) -> Plan:
+        json.loads(body)
+        return Plan(
+            [Outgoing("", f"ceiling.{to}", body, "bench", "bench") for to in ("work", "events")],
+            record=True,
+        )
+
+    def count(records: list[object]) -> None:
+        nonlocal settled
+        settled += len(records)
+
+    intake = BatchIntake(
+        url,
+        Queue("ceiling.in"),
+        plan=plan,
+        combine=lambda shared: [],
+        settled=count,
+        batch=BATCH,
+        retry_delay=1.0,
+        publish_timeout=30.0,
+        app_id="bench",
+    )
+    start, cpu = time.perf_counter(), time.process_time()
+    running = asyncio.create_task(intake.run())
+    while settled < len(bodies):  # noqa: ASYNC110 (polls an in-process counter)
+        await asyncio.sleep(0.02)
+    seconds, used = time.perf_counter() - start, time.process_time() - cpu
+    intake.stop()
+    await running
+    return seconds, used
+
+
 def routed_total() -> float:
     return sum(
         sample.value
@@ -201,6 +250,7 @@ async def test_bench_router_against_a_raw_relay(
     registered = contacts()
     bodies = [r.model_dump_json().encode() for r in registered]
     relay_seconds, relay_cpu = await raw_relay(rabbit_vhost.url, bodies)
+    ceiling_seconds, ceiling_cpu = await intake_ceiling(rabbit_vhost.url, bodies)
 
     config_dir = tmp_path / "config"
     config_dir.mkdir()
@@ -232,9 +282,16 @@ async def test_bench_router_against_a_raw_relay(
         assert await routed_count(channel, queues) == N
 
     relay_rate, router_rate = N / relay_seconds, N / router_seconds
+    ceiling_rate = N / ceiling_seconds
+    relay_us, router_us = relay_cpu / N * 1e6, router_cpu / N * 1e6
+    ceiling_us = ceiling_cpu / N * 1e6
     with capsys.disabled():
         print(f"\n  raw aio-pika relay (prefetch {PREFETCH})      {relay_rate:>8.0f} msg/s  ({N})")
         print(f"  router, 50 rules (intake batch {BATCH})     {router_rate:>8.0f} msg/s  ({N})")
         print(f"  ratio router / relay                   {router_rate / relay_rate:>8.2f}")
-        relay_us, router_us = relay_cpu / N * 1e6, router_cpu / N * 1e6
-        print(f"  CPU per contact: relay {relay_us:.0f} µs, router {router_us:.0f} µs")
+        print(f"  intake alone: parse, 2 publishes       {ceiling_rate:>8.0f} msg/s  ({N})")
+        print(f"  ratio intake alone / relay             {ceiling_rate / relay_rate:>8.2f}")
+        print(
+            f"  CPU per contact: relay {relay_us:.0f} µs, router {router_us:.0f} µs,"
+            f" intake alone {ceiling_us:.0f} µs"
+        )
