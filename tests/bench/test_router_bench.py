@@ -9,6 +9,10 @@ A third run shows how much of the router's cost is its AMQP work alone: the rout
 batch intake with a plan that only parses the JSON and publishes the same body twice
 (as the work item and contact.routed go out), with no rules, model or journal. The
 router cannot be faster than that ceiling.
+
+When the broker runs on this machine (as in CI), the broker's own CPU per message is
+printed as well, read from /proc: the relay and the router share the machine's cores
+with it.
 Size with KANAAL_BENCH_CONTACTS (default 20000, the issue's figure):
 `uv run pytest tests/bench/test_router_bench.py -s`. SLAs are minutes, so that no timer
 fires while it is measured.
@@ -151,7 +155,7 @@ async def fill(
         )
 
 
-async def raw_relay(url: str, bodies: list[bytes]) -> tuple[float, float]:
+async def raw_relay(url: str, bodies: list[bytes]) -> Measured:
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -177,13 +181,43 @@ async def raw_relay(url: str, bodies: list[bytes]) -> tuple[float, float]:
             if relayed == len(bodies):
                 done.set()
 
-        start, cpu = time.perf_counter(), time.process_time()
+        clock = Clock()
         await queue.consume(relay)
         await done.wait()
-        return time.perf_counter() - start, time.process_time() - cpu
+        return clock.read()
 
 
-async def intake_ceiling(url: str, bodies: list[bytes]) -> tuple[float, float]:
+def broker_cpu() -> float | None:
+    """CPU seconds RabbitMQ's Erlang VM has used, when it runs on this machine."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].partition(") ")
+        if name == "beam.smp":
+            fields = rest.split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+# wall seconds, this process's CPU seconds, the broker's CPU seconds (None: not local)
+Measured = tuple[float, float, float | None]
+
+
+class Clock:
+    """Wall time, this process's CPU and the broker's CPU from one start."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu, self.broker = time.perf_counter(), time.process_time(), broker_cpu()
+
+    def read(self) -> Measured:
+        broker = broker_cpu()
+        used = None if broker is None or self.broker is None else broker - self.broker
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu, used
+
+
+async def intake_ceiling(url: str, bodies: list[bytes]) -> Measured:
     """The router's intake with no routing: parse, publish twice, confirm, ack in batches."""
     connection = await aio_pika.connect(url)
     async with connection:
@@ -216,14 +250,14 @@ async def intake_ceiling(url: str, bodies: list[bytes]) -> tuple[float, float]:
         publish_timeout=30.0,
         app_id="bench",
     )
-    start, cpu = time.perf_counter(), time.process_time()
+    clock = Clock()
     running = asyncio.create_task(intake.run())
     while settled < len(bodies):  # noqa: ASYNC110 (polls an in-process counter)
         await asyncio.sleep(0.02)
-    seconds, used = time.perf_counter() - start, time.process_time() - cpu
+    measured = clock.read()
     intake.stop()
     await running
-    return seconds, used
+    return measured
 
 
 def routed_total() -> float:
@@ -249,8 +283,8 @@ async def test_bench_router_against_a_raw_relay(
 ) -> None:
     registered = contacts()
     bodies = [r.model_dump_json().encode() for r in registered]
-    relay_seconds, relay_cpu = await raw_relay(rabbit_vhost.url, bodies)
-    ceiling_seconds, ceiling_cpu = await intake_ceiling(rabbit_vhost.url, bodies)
+    relay = await raw_relay(rabbit_vhost.url, bodies)
+    ceiling = await intake_ceiling(rabbit_vhost.url, bodies)
 
     config_dir = tmp_path / "config"
     config_dir.mkdir()
@@ -273,25 +307,32 @@ async def test_bench_router_against_a_raw_relay(
         async with app.router.lifespan_context(app):
             # From the moment the router is up (topology declared, journal replayed), as
             # the relay's clock starts after its queues are declared.
-            start, cpu = time.perf_counter(), time.process_time()
+            clock = Clock()
             # The router counts what it routed once the broker confirmed it; polling the
             # broker's 90 queues instead would load the broker the router is measured on.
             while routed_total() < N:  # noqa: ASYNC110 (polls an in-process counter)
                 await asyncio.sleep(0.02)
-            router_seconds, router_cpu = time.perf_counter() - start, time.process_time() - cpu
+            router = clock.read()
         assert await routed_count(channel, queues) == N
 
-    relay_rate, router_rate = N / relay_seconds, N / router_seconds
-    ceiling_rate = N / ceiling_seconds
-    relay_us, router_us = relay_cpu / N * 1e6, router_cpu / N * 1e6
-    ceiling_us = ceiling_cpu / N * 1e6
     with capsys.disabled():
-        print(f"\n  raw aio-pika relay (prefetch {PREFETCH})      {relay_rate:>8.0f} msg/s  ({N})")
-        print(f"  router, 50 rules (intake batch {BATCH})     {router_rate:>8.0f} msg/s  ({N})")
-        print(f"  ratio router / relay                   {router_rate / relay_rate:>8.2f}")
-        print(f"  intake alone: parse, 2 publishes       {ceiling_rate:>8.0f} msg/s  ({N})")
-        print(f"  ratio intake alone / relay             {ceiling_rate / relay_rate:>8.2f}")
+        report(relay, router, ceiling)
+
+
+def report(relay: Measured, router: Measured, ceiling: Measured) -> None:
+    def rate(measured: Measured) -> float:
+        return N / measured[0]
+
+    def per_contact(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds / N * 1e6:.0f} µs"
+
+    print(f"\n  raw aio-pika relay (prefetch {PREFETCH})      {rate(relay):>8.0f} msg/s  ({N})")
+    print(f"  router, 50 rules (intake batch {BATCH})     {rate(router):>8.0f} msg/s  ({N})")
+    print(f"  ratio router / relay                   {rate(router) / rate(relay):>8.2f}")
+    print(f"  intake alone: parse, 2 publishes       {rate(ceiling):>8.0f} msg/s  ({N})")
+    print(f"  ratio intake alone / relay             {rate(ceiling) / rate(relay):>8.2f}")
+    for name, (_, cpu, broker) in (("relay", relay), ("router", router), ("intake", ceiling)):
         print(
-            f"  CPU per contact: relay {relay_us:.0f} µs, router {router_us:.0f} µs,"
-            f" intake alone {ceiling_us:.0f} µs"
+            f"  CPU per contact, {name:<6}  here {per_contact(cpu):>7},"
+            f" broker {per_contact(broker):>7}"
         )
