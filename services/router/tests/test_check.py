@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from kanaal.cli.main import build_app
@@ -267,3 +269,54 @@ async def test_a_failed_reload_keeps_the_last_good_rules_and_counts_the_failure(
     assert await holder.reload() is True
     assert "work.skill.b" in holder.rules.queues
     assert declared == ["topology"]  # a new queue is declared before it is used
+
+
+LONG_CHAIN = """
+sla: {default: 2d}
+escalation: [{queue: work.escalation}]
+rules:
+  - name: traag
+    when: {channel: email}
+    target: work.skill.post
+    sla: 4h
+    escalation:
+      - {queue: work.skill.teamleiders, sla: 1d}
+      - {queue: work.skill.management, sla: 2d}
+      - {queue: work.escalation}
+"""
+
+
+def test_the_longest_wait_is_the_slowest_sla_chain(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(LONG_CHAIN, encoding="utf-8")
+    rules = RoutingRules.load(path)
+    now = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert rules.longest_wait(now) == timedelta(days=3, hours=4)
+    # In a calendar, days are working days: from a Friday, 2d + 1d run into next week.
+    path.write_text(
+        "calendar: {working_days: [mon, tue, wed, thu, fri], opening_hours: '08:00-17:00',"
+        " timezone: UTC}\n" + LONG_CHAIN,
+        encoding="utf-8",
+    )
+    friday = datetime(2026, 3, 6, 9, tzinfo=UTC)
+    assert RoutingRules.load(path).longest_wait(friday) == timedelta(days=5, hours=4)
+
+
+async def test_the_router_warns_when_a_timer_would_outlast_what_it_remembers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(LONG_CHAIN, encoding="utf-8")
+
+    async def declare() -> None:
+        return None
+
+    with capture_logs() as logs:
+        RulesHolder(path, declare, retention=timedelta(days=30))
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
+    with capture_logs() as logs:
+        RulesHolder(path, declare, retention=timedelta(days=3))
+    (warning,) = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert "KANAAL_ROUTER_RETENTION_DAYS" in warning["event"]
+    assert warning["longest_days"] == 3.2
+    assert warning["retention_days"] == 3

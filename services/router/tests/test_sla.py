@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,3 +249,41 @@ def test_timers_of_a_batch_share_one_message_per_holding_queue_and_both_forms_pa
     batch = TimerMessage.model_validate_json(batches[hold_seconds(7200)].model_dump_json())
     assert single.timers == soon
     assert batch.timers == later
+
+
+def test_forgetting_drops_old_claims_and_escalations_but_keeps_waiting_work() -> None:
+    waiting = WaitingWork()
+    waiting.routed(item(contact_id=uuid.UUID(int=3)))  # never claimed: waits on
+    waiting.case_event(event(CaseEventKind.CLAIMED, EARLIER, contact=1))
+    waiting.case_event(event(CaseEventKind.CLAIMED, LATER, contact=2))
+    waiting.case_event(
+        event(CaseEventKind.ESCALATED, EARLIER, contact=4, from_queue="work.subject.parkeren",
+              queue="work.escalation")
+    )  # fmt: skip
+    assert waiting.forget(ROUTED) == 2
+    # What was claimed after the cut-off still settles its timer; what was before, not.
+    assert waiting.is_settled(item(contact_id=uuid.UUID(int=2)))
+    assert not waiting.is_settled(item(contact_id=uuid.UUID(int=1)))
+    assert not waiting.is_settled(item(contact_id=uuid.UUID(int=4)))
+    assert set(waiting.items) == {uuid.UUID(int=3)}
+    assert waiting.oldest(LATER) == {"work.subject.parkeren": timedelta(minutes=5)}
+
+
+def test_the_journal_forgets_events_older_than_its_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.db"
+    journal = Journal(path, retention_days=30)
+    now = time.time()
+    for contact, days_ago in ((1, 31), (2, 29)):
+        claimed = event(CaseEventKind.CLAIMED, LATER, contact=contact)
+        with monkeypatch.context() as patched:
+            patched.setattr(time, "time", lambda days=days_ago: now - days * 86_400)
+            journal.append("case.claimed", claimed.model_dump_json().encode())
+    assert journal.forget() == 1
+    assert journal.forget() == 0
+    journal.close()
+
+    restarted = WaitingWork()
+    assert Journal(path, retention_days=30).replay(restarted) == 1
+    assert set(restarted.settled) == {uuid.UUID(int=2)}

@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -56,7 +56,7 @@ from kanaal.router.escalation import (
     timer_batches,
 )
 from kanaal.router.intake import BatchIntake, Outgoing, Plan
-from kanaal.router.journal import Journal, apply_event
+from kanaal.router.journal import DEFAULT_RETENTION_DAYS, Journal, apply_event
 from kanaal.router.rules import RoutingRules
 from kanaal.router.sla import due_at
 
@@ -88,6 +88,7 @@ OLDEST_AGE = Gauge(
 )
 
 TIMER_TYPE = "router.timer"
+FORGET_INTERVAL_SECONDS = 3600.0
 
 
 class RouterSettings(ServiceSettings):
@@ -108,15 +109,29 @@ class RouterSettings(ServiceSettings):
         Path("var/router-state.db"),
         description="SQLite file journalling routed, claimed, escalated and closed work",
     )
+    router_retention_days: int = Field(
+        DEFAULT_RETENTION_DAYS,
+        ge=1,
+        le=3650,
+        description="days the router remembers claims, transfers, closes and escalations "
+        "for its SLA timers; must be longer than the longest SLA chain",
+    )
 
 
 class RulesHolder:
     """The rules in force; a reload that fails keeps them."""
 
-    def __init__(self, path: Path, declare: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        declare: Callable[[], Awaitable[None]],
+        retention: timedelta = timedelta(days=DEFAULT_RETENTION_DAYS),
+    ) -> None:
         self.path = path
         self.rules = RoutingRules.load(path)  # refuses to start on a bad file
         self._declare = declare
+        self._retention = retention
+        self._warn_if_timers_outlive_memory()
         self._stamp = self._file_stamp()
         self._lock = asyncio.Lock()
 
@@ -149,10 +164,22 @@ class RulesHolder:
                 return False
             self.rules = rules
             RELOADS.inc()
+            self._warn_if_timers_outlive_memory()
             log.info(
                 "routing.yaml reloaded", rules=len(rules.config.rules), queues=len(rules.queues)
             )
             return True
+
+    def _warn_if_timers_outlive_memory(self) -> None:
+        """A timer due after the retention could escalate work whose claim was forgotten."""
+        longest = self.rules.longest_wait(datetime.now(UTC))
+        if longest > self._retention:
+            log.warning(
+                "an SLA chain in routing.yaml outlasts what the router remembers: raise "
+                "KANAAL_ROUTER_RETENTION_DAYS, or claimed work may be escalated after all",
+                longest_days=round(longest / timedelta(days=1), 1),
+                retention_days=self._retention.days,
+            )
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
@@ -161,7 +188,8 @@ def create_app(settings: RouterSettings) -> FastAPI:
     async def declare() -> None:
         await apply(url, load_topology(settings.config_dir, router=True))
 
-    holder = RulesHolder(settings.config_dir / ROUTING_FILE, declare)
+    retention = timedelta(days=settings.router_retention_days)
+    holder = RulesHolder(settings.config_dir / ROUTING_FILE, declare, retention)
     broker = make_broker(settings, "router")
     # FastStream logs every delivery at INFO; at thousands a second that is the router's
     # main cost. Its warnings and errors still show; the router logs what matters itself.
@@ -169,7 +197,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     publisher = Publisher(broker, settings.publish_timeout)
     waiting = WaitingWork()
     caught_up = asyncio.Event()
-    journal = Journal(settings.router_state_path)
+    journal = Journal(settings.router_state_path, settings.router_retention_days)
 
     async def publish_work(item: WorkItem, urgent: bool, body: bytes | None = None) -> None:
         await publisher.publish(
@@ -362,6 +390,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
             caught_up.set()
             intake_task = asyncio.create_task(intake.run())
             tasks.add(asyncio.create_task(watch_rules(holder, settings.router_reload_interval)))
+            tasks.add(asyncio.create_task(forget_old(waiting, journal, retention)))
             tasks.add(
                 asyncio.create_task(
                     measure_queues(connection, holder, waiting, settings.router_metrics_interval)
@@ -417,6 +446,15 @@ async def watch_rules(holder: RulesHolder, interval: float) -> None:
         await asyncio.sleep(interval)
         if holder.changed():
             await holder.reload()
+
+
+async def forget_old(waiting: WaitingWork, journal: Journal, retention: timedelta) -> None:
+    """Once an hour, drop from memory and journal what is older than the retention."""
+    while True:
+        await asyncio.sleep(FORGET_INTERVAL_SECONDS)
+        forgotten = waiting.forget(datetime.now(UTC) - retention)
+        deleted = journal.forget()
+        log.info("old work events forgotten", in_memory=forgotten, in_journal=deleted)
 
 
 async def measure_queues(

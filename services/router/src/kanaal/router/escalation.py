@@ -2,8 +2,8 @@
 
 A timer is a message the router keeps in the broker (see topology: `router.hold.*`,
 `router.timers`). What it needs to know when a timer fires (was the work claimed,
-transferred, closed, already escalated?) it learns from the events on `router.state`,
-folded into a :class:`WaitingWork` view.
+transferred, closed, already escalated?) it learns from the events on `router.events`,
+journalled and folded into a :class:`WaitingWork` view.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -106,6 +107,9 @@ def escalate(timer: EscalationTimer, now: datetime, calendar: Calendar | None) -
     return Escalated(item, event, next_timer)
 
 
+K = TypeVar("K")
+
+
 @dataclass
 class Waiting:
     case_ref: str
@@ -117,14 +121,17 @@ class Waiting:
 class WaitingWork:
     """Routed work not yet claimed, transferred or closed, folded from events.
 
-    Built again from `router.state` whenever the router starts, so it survives restarts.
+    Replayed from the router's journal whenever the router starts, so it survives
+    restarts. What settles work is remembered with its time, so that :meth:`forget` can
+    drop what no timer can still ask about.
     """
 
     items: dict[uuid.UUID, Waiting] = field(default_factory=dict)
-    #: (contact id, queue it was escalated from): a redelivered timer must not redo one
-    escalated: set[tuple[uuid.UUID, str]] = field(default_factory=set)
-    #: contact ids claimed, transferred or closed
-    settled: set[uuid.UUID] = field(default_factory=set)
+    #: (contact id, queue it was escalated from) -> when: a redelivered timer must not
+    #: redo an escalation
+    escalated: dict[tuple[uuid.UUID, str], datetime] = field(default_factory=dict)
+    #: contact id -> when it was claimed or transferred
+    settled: dict[uuid.UUID, datetime] = field(default_factory=dict)
     #: case -> the last case-wide claim/transfer/close: settles work routed before it
     case_settled_at: dict[str, datetime] = field(default_factory=dict)
 
@@ -137,7 +144,7 @@ class WaitingWork:
         if event.event is CaseEventKind.ESCALATED:
             if event.contact_id is None or event.from_queue is None:
                 return
-            self.escalated.add((event.contact_id, event.from_queue))
+            self.escalated[(event.contact_id, event.from_queue)] = event.at
             waiting = self.items.get(event.contact_id)
             if (
                 waiting is not None
@@ -147,7 +154,7 @@ class WaitingWork:
                 waiting.queue, waiting.routed_at = event.queue, event.at
             return
         if event.contact_id is not None and event.event is not CaseEventKind.CLOSED:
-            self.settled.add(event.contact_id)
+            self.settled[event.contact_id] = event.at
             self.items.pop(event.contact_id, None)
             return
         previous = self.case_settled_at.get(event.case_ref)
@@ -156,6 +163,19 @@ class WaitingWork:
         for contact_id, waiting in list(self.items.items()):
             if waiting.case_ref == event.case_ref and waiting.routed_at <= event.at:
                 del self.items[contact_id]
+
+    def forget(self, before: datetime) -> int:
+        """Drop claims, transfers, closes and escalations from before `before`.
+
+        Only a timer due after `before` could still ask about them, which the retention
+        rules out; without this, a router running for months would grow without end.
+        Work still waiting is kept, however old. Returns how many entries went.
+        """
+        return (
+            _drop_before(self.settled, before)
+            + _drop_before(self.escalated, before)
+            + _drop_before(self.case_settled_at, before)
+        )
 
     def is_settled(self, item: WorkItem) -> bool:
         """Whether the work item needs no escalation: claimed, moved or closed meanwhile."""
@@ -173,3 +193,10 @@ class WaitingWork:
             if waiting.queue not in oldest or waiting.routed_at < oldest[waiting.queue]:
                 oldest[waiting.queue] = waiting.routed_at
         return {queue: now - at for queue, at in oldest.items()}
+
+
+def _drop_before(table: dict[K, datetime], before: datetime) -> int:
+    old = [key for key, at in table.items() if at < before]
+    for key in old:
+        del table[key]
+    return len(old)

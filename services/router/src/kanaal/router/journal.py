@@ -1,7 +1,8 @@
 """The router's memory of work events, in a SQLite file, so SLA timers survive restarts.
 
 Every event from `router.events` is appended before it is acked; at start the journal
-is replayed into a :class:`WaitingWork`. Events older than the retention are dropped.
+is replayed into a :class:`WaitingWork`. Events older than the retention are dropped, at
+the start and while the router runs (:meth:`Journal.forget`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from kanaal.common.contract import CaseEvent, WorkItem
 from kanaal.common.topology import Event
 from kanaal.router.escalation import WaitingWork
 
-RETENTION_SECONDS: Final = 30 * 86_400
+DEFAULT_RETENTION_DAYS: Final = 30
 
 
 def apply_event(waiting: WaitingWork, kind: str, body: bytes) -> None:
@@ -27,7 +28,8 @@ def apply_event(waiting: WaitingWork, kind: str, body: bytes) -> None:
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        self._retention_seconds = retention_days * 86_400
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -37,6 +39,8 @@ class Journal:
             "CREATE TABLE IF NOT EXISTS events "
             "(seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, body BLOB NOT NULL, at REAL NOT NULL)"
         )
+        # forget() deletes by age while the router runs: without an index, a full scan.
+        self._db.execute("CREATE INDEX IF NOT EXISTS events_at ON events (at)")
 
     def append(self, kind: str, body: bytes) -> None:
         self._db.execute(
@@ -59,8 +63,15 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
+    def forget(self) -> int:
+        """Delete the events older than the retention; returns how many."""
+        cursor = self._db.execute(
+            "DELETE FROM events WHERE at < ?", (time.time() - self._retention_seconds,)
+        )
+        return cursor.rowcount
+
     def replay(self, waiting: WaitingWork) -> int:
-        self._db.execute("DELETE FROM events WHERE at < ?", (time.time() - RETENTION_SECONDS,))
+        self.forget()
         count = 0
         for kind, body in self._db.execute("SELECT kind, body FROM events ORDER BY seq"):
             try:

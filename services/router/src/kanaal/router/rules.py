@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -28,7 +29,7 @@ from pydantic import (
 from kanaal.common.config import WorkQueueName, WorkQueuesConfig
 from kanaal.common.contract import CaseStatus, ContactMessage, Key, RegisteredContact
 from kanaal.common.topology import WORK_CENTRAL, WORK_ESCALATION, WorkKind, work_queue_name
-from kanaal.router.sla import Calendar, Duration, DurationField, _parse_duration
+from kanaal.router.sla import Calendar, Duration, DurationField, _parse_duration, due_at
 
 Strategy = Literal["location", "channel", "group", "subject", "central"]
 Scalar = str | int | float | bool
@@ -422,6 +423,33 @@ class RoutingRules:
         from kanaal.router.check import load_checked
 
         return cls(load_checked(path))
+
+    def longest_wait(self, now: datetime) -> timedelta:
+        """How long after routing the last SLA timer of any chain fires, for work routed now.
+
+        Every rule's SLA (or the channels' defaults) followed by its escalation steps, and
+        the same for contacts no rule matches; counted in the calendar when there is one.
+        """
+        config = self.config
+        defaults = list(config.sla.values())
+        chains = [
+            (
+                [rule.sla] if rule.sla is not None else defaults,
+                config.escalation if rule.escalation is None else rule.escalation,
+            )
+            for rule in config.rules
+        ]
+        chains.append((defaults, config.escalation))
+        longest = timedelta(0)
+        for firsts, steps in chains:
+            for first in firsts:
+                moment = due_at(now, first, config.calendar)
+                for step in steps:
+                    if step.sla is None:
+                        break
+                    moment = due_at(moment, step.sla, config.calendar)
+                longest = max(longest, moment - now)
+        return longest
 
     def decide(self, registered: RegisteredContact) -> Decision:
         return self.explain(registered, why=False).decision
