@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import imaplib
 import smtplib
+import ssl
+
+import pytest
 
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
 
@@ -33,3 +37,45 @@ def test_the_smtp_sink_keeps_mail_and_refuses_recipients_it_is_told_to(
     [mail] = smtp_sink.wait_for(1)
     assert mail.rcpt_tos == ["b@example.org"]
     assert mail.message["Subject"] == "x"
+
+
+@pytest.mark.dovecot(imaps=True)
+def test_dovecot_can_serve_imaps_with_a_certificate_only_its_throwaway_ca_vouches_for(
+    dovecot: DovecotServer,
+) -> None:
+    assert dovecot.tls is not None
+    assert dovecot.imaps_port is not None
+    dovecot.add_user("info@example.org", "geheim")
+    dovecot.append("info@example.org", b"Subject: a\r\n\r\none\r\n")
+    context = dovecot.tls.client_context()
+    with imaplib.IMAP4_SSL(dovecot.host, dovecot.imaps_port, ssl_context=context) as client:
+        client.login("info@example.org", "geheim")
+        assert client.select("INBOX") == ("OK", [b"1"])
+    with pytest.raises(ssl.SSLCertVerificationError):
+        imaplib.IMAP4_SSL(
+            dovecot.host, dovecot.imaps_port, ssl_context=ssl.create_default_context()
+        )
+    # The plain port stays as it was, for the helpers and every other test.
+    assert len(dovecot.messages("info@example.org")) == 1
+
+
+@pytest.mark.dovecot(withhold=["MOVE"])
+def test_dovecot_can_leave_a_capability_out_and_keeps_the_rest(dovecot: DovecotServer) -> None:
+    dovecot.add_user("info@example.org", "geheim")
+    with dovecot.imap("info@example.org") as client:
+        _, data = client.capability()
+    capabilities = data[0].decode().split()
+    assert "MOVE" not in capabilities
+    assert {"IMAP4rev1", "IDLE", "UIDPLUS"} <= set(capabilities)
+
+
+@pytest.mark.smtp_sink(starttls=True)
+def test_the_smtp_sink_can_require_starttls(smtp_sink: SmtpSink) -> None:
+    assert smtp_sink.tls is not None
+    with smtplib.SMTP(smtp_sink.host, smtp_sink.port) as client:
+        code, _ = client.mail("a@example.org")
+        assert code == 530  # STARTTLS first
+    with smtplib.SMTP(smtp_sink.host, smtp_sink.port) as client:
+        client.starttls(context=smtp_sink.tls.client_context())
+        client.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhi\r\n")
+    assert len(smtp_sink.wait_for(1)) == 1

@@ -247,9 +247,20 @@ class RunningService:
 
 
 def start_service(
-    name: str, module: str, port: int, env: dict[str, str], log_dir: Path, ready_timeout: float = 40
+    name: str,
+    module: str,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    ready_timeout: float = 40,
+    *,
+    wait_ready: bool = True,
 ) -> RunningService:
-    """Start `python -m module` and wait until its /readyz answers 200."""
+    """Start `python -m module` and wait until its /readyz answers 200.
+
+    With `wait_ready=False`, only until it serves HTTP (/healthz answers): for a test of a
+    service that must stay not ready.
+    """
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -264,7 +275,8 @@ def start_service(
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()[-8000:]}")
         try:
-            with urllib.request.urlopen(f"{service.url}/readyz", timeout=2) as response:  # noqa: S310
+            probe = f"{service.url}/readyz" if wait_ready else f"{service.url}/healthz"
+            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310
                 if response.status == 200:
                     return service
         except OSError:

@@ -4,6 +4,12 @@ Loaded as a pytest plugin next to :mod:`kanaal.common.testing`. `dovecot` starts
 Debian `dovecot-imapd` on a free port with its own config and mail directory (no TLS,
 plain login, users in a passwd-file); `smtp_sink` runs aiosmtpd in a thread and keeps
 what it was sent. Mail goes in with IMAP APPEND, as a real mail server would deliver it.
+
+A test asks for more with markers: `@pytest.mark.dovecot(imaps=True)` also serves IMAP over
+TLS on `dovecot.imaps_port`, `@pytest.mark.dovecot(withhold=["MOVE"])` keeps capabilities
+out of Dovecot's CAPABILITY answer, `@pytest.mark.smtp_sink(starttls=True)` makes the sink
+require STARTTLS. The certificates come from `server_tls`: a throwaway CA (the `openssl`
+command, which Dovecot depends on) and a certificate it signed for 127.0.0.1 and localhost.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import pwd
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -32,6 +39,76 @@ import pytest
 from kanaal.common.testing import free_port
 
 DOVECOT = os.environ.get("KANAAL_TEST_DOVECOT", "dovecot")
+OPENSSL = os.environ.get("KANAAL_TEST_OPENSSL", "openssl")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "dovecot(imaps=False, withhold=()): what the `dovecot` fixture serves"
+    )
+    config.addinivalue_line("markers", "smtp_sink(starttls=False): the sink requires STARTTLS")
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost (PEM)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """Trusts only the throwaway CA, and checks the host name as any client would."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def make_server_tls(directory: Path) -> ServerTls:
+    """Write a new CA and a server certificate (EC P-256, valid two days) into `directory`."""
+    if shutil.which(OPENSSL) is None:
+        pytest.fail("openssl is not installed: apt-get install openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_file = directory / "ca.key", directory / "ca.pem"
+    key_file, request_file = directory / "server.key", directory / "server.csr"
+    cert_file, extensions = directory / "server.pem", directory / "server.ext"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl(
+        "req", "-x509", *new_key, "-keyout", ca_key, "-out", ca_file, "-days", "2",
+        "-subj", "/CN=Kanaal test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    _openssl("req", "-new", *new_key, "-keyout", key_file, "-out", request_file,
+             "-subj", "/CN=localhost")  # fmt: skip
+    extensions.write_text(
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature\n"
+        "extendedKeyUsage = serverAuth\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid\n",
+        encoding="utf-8",
+    )
+    _openssl(
+        "x509", "-req", "-in", request_file, "-CA", ca_file, "-CAkey", ca_key,
+        "-CAcreateserial", "-days", "2", "-out", cert_file, "-extfile", extensions,
+    )  # fmt: skip
+    return ServerTls(ca_file, cert_file, key_file)
+
+
+def _openssl(*args: str | Path) -> None:
+    done = subprocess.run([OPENSSL, *map(str, args)], capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed:\n{done.stderr.decode(errors='replace')}")
+
+
+@pytest.fixture
+def server_tls(tmp_path: Path) -> ServerTls:
+    """A fresh throwaway CA and server certificate in the test's tmp dir."""
+    return make_server_tls(tmp_path / "tls")
 
 
 def _mail_owner() -> tuple[str, str, int, int]:
@@ -56,6 +133,12 @@ class DovecotServer:
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=dict)
+    #: With a certificate, Dovecot also serves IMAP over TLS (imaps) on `imaps_port`.
+    tls: ServerTls | None = None
+    imaps_port: int | None = None
+    #: Capabilities Dovecot leaves out of its CAPABILITY answer after login (e.g. MOVE).
+    withheld_capabilities: tuple[str, ...] = ()
+    _capabilities: str | None = field(default=None, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -69,6 +152,16 @@ class DovecotServer:
 
     def _write_config(self) -> None:
         login_user, internal_user, uid, gid = _mail_owner()
+        if self.tls is None:
+            ssl_settings, imaps = "ssl = no", "port = 0"
+        elif self.imaps_port is None:
+            raise ValueError("a Dovecot with a certificate needs an imaps_port")
+        else:
+            ssl_settings = f"ssl = yes\nssl_cert = <{self.tls.cert_file}\n"
+            ssl_settings += f"ssl_key = <{self.tls.key_file}"
+            imaps = f"address = {self.host}\n    port = {self.imaps_port}\n    ssl = yes"
+        # Without a leading '+', imap_capability replaces Dovecot's own list.
+        capability = f"imap_capability = {self._capabilities}" if self._capabilities else ""
         mail = self.root / "mail"
         mail.mkdir(exist_ok=True)
         os.chown(mail, uid, gid)
@@ -80,7 +173,8 @@ state_dir = {self.root}/state
 log_path = {self.log_path}
 protocols = imap
 listen = {self.host}
-ssl = no
+{ssl_settings}
+{capability}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
@@ -103,7 +197,7 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 namespace inbox {{
@@ -118,6 +212,25 @@ namespace inbox {{
         """Start Dovecot in the foreground and wait until it answers on its port."""
         if self.process is not None and self.process.poll() is None:
             return
+        if self.withheld_capabilities and self._capabilities is None:
+            # Dovecot's own list is compiled in (doveconf shows it empty): ask a running one.
+            self._launch(timeout)
+            try:
+                self._capabilities = self._capabilities_without(self.withheld_capabilities)
+            finally:
+                self.stop()
+        self._launch(timeout)
+
+    def _capabilities_without(self, withheld: tuple[str, ...]) -> str:
+        probe = "capability-probe@localhost"
+        if probe not in self.users:
+            self.add_user(probe, "probe")
+        with self.imap(probe) as client:
+            _, data = client.capability()
+        leave_out = {name.upper() for name in withheld}
+        return " ".join(c for c in data[0].decode().split() if c.upper() not in leave_out)
+
+    def _launch(self, timeout: float) -> None:
         self._write_config()
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
@@ -219,14 +332,27 @@ def _quote(folder: str) -> str:
 
 
 @pytest.fixture
-def dovecot() -> Iterator[DovecotServer]:
-    """A fresh Dovecot on a free port with its own mail directory, stopped after the test."""
+def dovecot(request: pytest.FixtureRequest) -> Iterator[DovecotServer]:
+    """A fresh Dovecot on a free port with its own mail directory, stopped after the test.
+
+    Plain IMAP only, unless the test is marked `dovecot(imaps=True)` and/or
+    `dovecot(withhold=[...])`.
+    """
     if shutil.which(DOVECOT) is None:
         pytest.fail("dovecot is not installed: apt-get install dovecot-imapd (see .ci/run)")
+    marker = request.node.get_closest_marker("dovecot")
+    options = dict(marker.kwargs) if marker else {}
+    imaps = bool(options.pop("imaps", False))
+    withhold = tuple(options.pop("withhold", ()))
+    if options:
+        pytest.fail(f"unknown dovecot marker options: {sorted(options)}")
     # Not under pytest's tmp_path: Dovecot's unprivileged processes must reach the mail.
     root = Path(tempfile.mkdtemp(prefix="kanaal-dovecot-"))
     root.chmod(0o755)
-    server = DovecotServer(root=root, port=free_port())
+    server = DovecotServer(root=root, port=free_port(), withheld_capabilities=withhold)
+    if imaps:
+        server.tls = request.getfixturevalue("server_tls")
+        server.imaps_port = free_port()
     try:
         server.start()
         yield server
@@ -253,6 +379,8 @@ class SmtpSink:
 
     host: str
     port: int
+    #: With a certificate, the sink offers and requires STARTTLS.
+    tls: ServerTls | None = None
     received: list[SentMail] = field(default_factory=list)
     #: Recipients answered with `550 no such user` (a permanent failure).
     refuse: set[str] = field(default_factory=set)
@@ -291,11 +419,22 @@ class SmtpSink:
 
 
 @pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    """An aiosmtpd SMTP server on a free port, in a thread, stopped after the test."""
+def smtp_sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """An aiosmtpd SMTP server on a free port, in a thread, stopped after the test.
+
+    Plain SMTP, unless the test is marked `smtp_sink(starttls=True)`.
+    """
     controller_module = pytest.importorskip("aiosmtpd.controller")
+    marker = request.node.get_closest_marker("smtp_sink")
+    starttls = bool(marker.kwargs.get("starttls", False)) if marker else False
     sink = SmtpSink("127.0.0.1", free_port())
-    controller = controller_module.Controller(sink, hostname=sink.host, port=sink.port)
+    tls_options: dict[str, Any] = {}
+    if starttls:
+        sink.tls = request.getfixturevalue("server_tls")
+        tls_options = {"tls_context": sink.tls.server_context(), "require_starttls": True}
+    controller = controller_module.Controller(
+        sink, hostname=sink.host, port=sink.port, **tls_options
+    )
     controller.start()
     try:
         yield sink
