@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kanaal.common.contract import ContactMessage, Direction, Party
 from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
 
@@ -55,12 +59,22 @@ class EmailRig:
             **extra,
         }
 
-    def start(self, name: str = "email", **extra: str) -> RunningService:
+    def start(
+        self, name: str = "email", *, wait_ready: bool = True, **extra: str
+    ) -> RunningService:
         port = free_port()
         env = self.service_env(KANAAL_EMAIL_PORT=str(port), **extra)
-        service = start_service(name, "kanaal.email", port, env, self.root)
+        service = start_service(name, "kanaal.email", port, env, self.root, wait_ready=wait_ready)
         self.started.append(service)
         return service
+
+    def use_imaps(self, ca_file: Path | None) -> None:
+        """Read the mailbox over IMAPS (a test marked `dovecot(imaps=True)`), trusting `ca_file`."""
+        assert self.dovecot.imaps_port is not None, "mark the test dovecot(imaps=True)"
+        imap = {**self.mailbox["imap"], "port": self.dovecot.imaps_port, "tls": True}
+        if ca_file is not None:
+            imap["ca_file"] = str(ca_file)
+        self.mailbox["imap"] = imap
 
     def append(self, *mails: bytes) -> None:
         self.dovecot.append(MAILBOX, *mails)
@@ -120,3 +134,38 @@ MailFactory = Callable[..., bytes]
 @pytest.fixture
 def make_mail() -> MailFactory:
     return mail
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("the condition did not come true in time")
+        await asyncio.sleep(0.1)
+
+
+def readiness(url: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=3) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def outbound(
+    text: str = "Uw vergunning is verlengd.", email: str = "fenna@example.org"
+) -> ContactMessage:
+    return ContactMessage.new(
+        channel="email",
+        direction=Direction.OUTBOUND,
+        entry_point=MAILBOX,
+        source_ref="reply-1",
+        party=Party(name="Fenna Zwartveld", email=email),
+        text=text,
+        case_ref="K-2026-000042",
+        in_reply_to="m1@example.org",
+        channel_data={"subject_line": "Mijn parkeervergunning"},
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -17,15 +16,13 @@ from kanaal.common.contract import (
     ContactMessage,
     DeliveryReport,
     DeliveryStatus,
-    Direction,
-    Party,
     RejectedInput,
 )
 from kanaal.common.contract_kit import ContractKit, Sample
 from kanaal.common.testing import serve_app
 from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, OUTBOUND, rejected_queue
 
-from .conftest import MAILBOX, EmailRig, MailFactory
+from .conftest import MAILBOX, EmailRig, MailFactory, outbound, readiness, wait_until
 
 PDF = b"%PDF-1.4\n" + b"x" * 5000
 
@@ -46,25 +43,6 @@ def with_attachment(make_mail: MailFactory) -> bytes:
         b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"',
         1,
     )
-
-
-async def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.1)
-
-
-def readiness(url: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=3) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 async def test_mail_becomes_a_contact_and_moves_to_processed_after_the_confirm(
@@ -127,22 +105,6 @@ async def test_unparsable_and_oversized_mail_go_to_the_error_folder_with_a_reaso
     assert ContactMessage.model_validate_json(good.body).source_ref == "m3@example.org"
     await wait_until(lambda: len(rig.folder("Fouten")) == 2 and len(rig.folder("Verwerkt")) == 1)
     assert rig.folder("INBOX") == []
-
-
-def outbound(
-    text: str = "Uw vergunning is verlengd.", email: str = "fenna@example.org"
-) -> ContactMessage:
-    return ContactMessage.new(
-        channel="email",
-        direction=Direction.OUTBOUND,
-        entry_point=MAILBOX,
-        source_ref="reply-1",
-        party=Party(name="Fenna Zwartveld", email=email),
-        text=text,
-        case_ref="K-2026-000042",
-        in_reply_to="m1@example.org",
-        channel_data={"subject_line": "Mijn parkeervergunning"},
-    )
 
 
 async def publish_outbound(rig: EmailRig, contact: ContactMessage, times: int = 1) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -25,7 +26,7 @@ from kanaal.common.contract import ContactMessage
 from kanaal.common.logging import get_logger
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
 from kanaal.email.compose import CannotCompose, compose_acknowledgement, compose_reply
-from kanaal.email.config import EmailChannelConfig, MailboxConfig, MissingSecret
+from kanaal.email.config import EmailChannelConfig, MailboxConfig, MissingSecret, tls_context
 from kanaal.email.imap import ImapMailbox
 from kanaal.email.intake import IntakeOptions, MailboxIntake
 from kanaal.email.parse import Limits, ParsedMail
@@ -77,6 +78,13 @@ def load_channel(settings: EmailSettings) -> EmailChannelConfig:
             mailbox.smtp_password()
         except MissingSecret as exc:
             problems.append(f"{key}: {exc}")
+        for side, server in (("imap", mailbox.imap), ("smtp", mailbox.smtp)):
+            if server is None or server.ca_file is None:
+                continue
+            try:
+                tls_context(server.ca_file)
+            except (ssl.SSLError, OSError) as exc:
+                problems.append(f"{key}.{side}.ca_file: not a PEM CA bundle ({exc})")
     addresses = [m.address.lower() for m in channel.mailboxes]
     if len(set(addresses)) != len(addresses):
         problems.append("channels.email.mailboxes: an address is configured twice")

@@ -7,10 +7,21 @@ mailbox names, never from the file.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    FilePath,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 from kanaal.common.contract import Key
 
@@ -28,7 +39,16 @@ class ImapConfig(BaseModel):
     user: str = Field(min_length=1)
     password_env: EnvName
     tls: bool = Field(True, description="IMAP over TLS (imaps); false only for tests/local")
+    ca_file: FilePath | None = Field(
+        None, description="PEM CA bundle to trust instead of the system's (an internal CA)"
+    )
     folder: FolderName = "INBOX"
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> Self:
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is only used with tls: true")
+        return self
 
 
 class SmtpConfig(BaseModel):
@@ -41,6 +61,23 @@ class SmtpConfig(BaseModel):
     security: Literal["starttls", "tls", "none"] = Field(
         "starttls", description="starttls (required, never silently plain), tls, or none"
     )
+    ca_file: FilePath | None = Field(
+        None, description="PEM CA bundle to trust instead of the system's (an internal CA)"
+    )
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> Self:
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError("ca_file is only used with security: starttls or tls")
+        return self
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context that always verifies the server: the system's CAs, or only `ca_file`'s.
+
+    Raises :class:`ssl.SSLError` when `ca_file` holds no PEM certificate.
+    """
+    return ssl.create_default_context(cafile=ca_file)
 
 
 class Acknowledgement(BaseModel):

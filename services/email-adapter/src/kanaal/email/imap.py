@@ -16,7 +16,7 @@ from typing import Any, Final
 from aioimaplib import aioimaplib
 from pydantic import SecretStr
 
-from kanaal.email.config import MailboxConfig
+from kanaal.email.config import MailboxConfig, tls_context
 
 _FETCH_START: Final = re.compile(rb"^\d+ FETCH \(")
 _UID: Final = re.compile(rb"UID (\d+)")
@@ -96,7 +96,8 @@ class ImapMailbox:
                     imap.host,
                     imap.port,
                     timeout=self._timeout,
-                    ssl_context=ssl.create_default_context(),
+                    # Verified against the system's CAs or the mailbox's ca_file, never off.
+                    ssl_context=tls_context(imap.ca_file),
                 )
                 # IMAP4_SSL passes no connection-lost callback (LIBRARY-NOTES): add ours.
                 client.protocol.conn_lost_cb = lost
@@ -113,6 +114,13 @@ class ImapMailbox:
             await self._ok(client.select(quote(imap.folder)), "SELECT")
         except ImapError:
             raise
+        except ssl.SSLCertVerificationError as exc:
+            raise ImapError(
+                f"the server's TLS certificate is not trusted ({exc.verify_message}): "
+                "if an internal CA signed it, name that CA's PEM file in imap.ca_file"
+            ) from exc
+        except ssl.SSLError as exc:
+            raise ImapError(f"the TLS handshake failed ({exc.reason})") from exc
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             raise ImapError(f"cannot connect: {type(exc).__name__}") from exc
 
@@ -156,11 +164,16 @@ class ImapMailbox:
         # `n:*` style answers can include a message we did not ask for (RFC 3501).
         return [m for m in parse_fetch(response.lines) if m.uid in wanted]
 
+    @property
+    def moves_atomically(self) -> bool:
+        """The server has MOVE (RFC 6851); else a move is COPY, STORE \\Deleted and EXPUNGE."""
+        return bool(self.client.has_capability("MOVE"))
+
     async def move(self, uids: list[int], folder: str) -> None:
         if not uids:
             return
         client = self.client
-        if client.has_capability("MOVE"):
+        if self.moves_atomically:
             await self._ok(client.uid("move", uid_set(uids), quote(folder)), "UID MOVE")
             return
         await self._ok(client.uid("copy", uid_set(uids), quote(folder)), "UID COPY")

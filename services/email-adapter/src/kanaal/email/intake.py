@@ -83,7 +83,12 @@ class MailboxIntake:
                 await self.imap.connect()
                 self._set_connected(True)
                 failures = 0
-                log.info("mailbox connected", mailbox=self.log_id)
+                log.info(
+                    "mailbox connected",
+                    mailbox=self.log_id,
+                    tls=self.mailbox.imap.tls,
+                    move="UID MOVE" if self.imap.moves_atomically else "COPY, STORE, EXPUNGE",
+                )
                 while True:
                     while await self.drain_once() == self.options.batch_size:
                         pass

@@ -8,6 +8,7 @@ so the kit hands the answer back and tries again.
 
 from __future__ import annotations
 
+import ssl
 from email.message import EmailMessage
 from typing import Final
 
@@ -15,7 +16,7 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from kanaal.common.adapter import PermanentFailure
-from kanaal.email.config import MailboxConfig
+from kanaal.email.config import MailboxConfig, tls_context
 
 #: Authentication answers: a 5xx, but an operator's config error, not the recipient's.
 _AUTH_CODES: Final = frozenset({530, 534, 535, 538})
@@ -48,6 +49,8 @@ async def send_mail(
             use_tls=smtp.security == "tls",
             # True, never None: None would silently stay plaintext if STARTTLS is not offered.
             start_tls=smtp.security == "starttls",
+            # Without a ca_file, aiosmtplib verifies against the system's CAs itself.
+            tls_context=tls_context(smtp.ca_file) if smtp.ca_file else None,
             timeout=timeout,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -60,7 +63,23 @@ async def send_mail(
             raise PermanentFailure(f"the SMTP server refused the mail ({exc.code})") from exc
         raise TemporaryFailure(f"the SMTP server answered {exc.code}") from exc
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        untrusted = _unverified_certificate(exc)
+        if untrusted is not None:
+            raise TemporaryFailure(
+                f"the SMTP server's TLS certificate is not trusted ({untrusted.verify_message}):"
+                " if an internal CA signed it, name that CA's PEM file in smtp.ca_file"
+            ) from exc
         raise TemporaryFailure(f"sending failed: {type(exc).__name__}") from exc
     if refused:
         codes = [r.code for r in refused.values()]
         raise PermanentFailure(f"the recipient was refused ({codes[0]})")
+
+
+def _unverified_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate error behind `exc` (aiosmtplib wraps it when connecting with TLS)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__
+    return None
