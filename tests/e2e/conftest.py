@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from kanaal.common.contract import WorkItem
 from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,3 +53,32 @@ def run_services(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[RunServi
     yield run
     for service in started:
         service.stop()
+
+
+# What an agent answers in the e2e tests; the script must never reach a page.
+ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
+
+
+async def claim_and_answer(
+    client: httpx.AsyncClient, dossier: str, item: WorkItem, agent: dict[str, str]
+) -> httpx.Response:
+    """The agent claims the work item's case and answers it with ANSWER through the dossier."""
+    claimed = await client.post(
+        f"{dossier}/api/v1/cases/{item.case_ref}/claim",
+        json={"contact_id": str(item.contact_id), "queue": item.queue},
+        headers=agent,
+    )
+    assert claimed.status_code == 200, claimed.text
+    replied = await client.post(
+        f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
+    )
+    assert replied.status_code == 202, replied.text
+    return replied
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("not reached in time")

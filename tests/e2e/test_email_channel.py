@@ -1,6 +1,7 @@
 """E-mail end to end: Dovecot → email adapter → dossier → router → work item, an answer out
-through SMTP threaded to the case, the customer's reply back on the same case; and a crash
-of the adapter between publish and move that neither loses nor doubles a mail.
+through SMTP threaded to the case, the customer's reply back on the same case; a crash
+of the adapter between publish and move that neither loses nor doubles a mail; and the
+web channel's answer notice, mailed by the e-mail adapter.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
 from kanaal.common.topology import OUTBOUND, Event
 
-from .conftest import REPO, SERVICE_TOKEN, RunServices
+from .conftest import ANSWER, REPO, SERVICE_TOKEN, RunServices, claim_and_answer, wait_until
 
 MAILBOX = "parkeren@gemeente.example"
 WORK_QUEUE = "work.subject.parkeren"
@@ -221,3 +223,77 @@ async def test_a_crash_between_publish_and_move_registers_every_mail_exactly_onc
     for contact_id in contact_ids:
         stored = await dossier_get(services["dossier"], f"/api/v1/contacts/{contact_id}")
         assert stored.status_code == 200
+
+
+async def test_a_web_answer_is_announced_by_mail_with_its_link_and_without_its_text(
+    run_services: RunServices,
+    rabbit_vhost: RabbitVhost,
+    dovecot: DovecotServer,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    dovecot.add_user(MAILBOX, "geheim")
+    config = email_config(tmp_path, dovecot, smtp_sink)
+    channels = yaml.safe_load((config / "channels.yaml").read_text())
+    channels["channels"]["web"]["notify"] = {
+        "mailbox": MAILBOX,
+        "text": "Er staat een antwoord voor u klaar. U leest het op: {status_url}",
+    }
+    (config / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
+    token = "e2e-anna-" + uuid.uuid4().hex
+    public = "https://loket.gemeente.example"
+    services = run_services(
+        "dossier",
+        "router",
+        "web",
+        KANAAL_CONFIG_DIR=str(config),
+        KANAAL_AGENT_ANNA_TOKEN=token,
+        KANAAL_WEB_PUBLIC_URL=public,
+    )
+    email = start_email(rabbit_vhost, config, tmp_path, services["dossier"])
+    web, dossier = services["web"].url, services["dossier"].url
+    async with httpx.AsyncClient(timeout=10) as client:
+        accepted = await client.post(
+            f"{web}/api/v1/messages",
+            json={
+                "name": "Femke Zwart",
+                "email": "femke.zwart@example.org",
+                "subject": "parkeren",
+                "text": "Mijn vergunning voor de Lindengracht is niet verlengd.",
+            },
+        )
+        assert accepted.status_code == 202, accepted.text
+        status_page = accepted.json()["status_page_url"]
+        [routed] = await rabbit_vhost.wait_for(WORK_QUEUE, 1, timeout=30)
+        item = WorkItem.model_validate_json(routed.body)
+        await claim_and_answer(client, dossier, item, {"Authorization": f"Bearer {token}"})
+
+        # One mail, to the citizen, from the mailbox: the status page's public link, and
+        # not a word of the answer (mail is not the channel the citizen chose).
+        [notice] = await asyncio.to_thread(smtp_sink.wait_for, 1, 30)
+        assert notice.rcpt_tos == ["femke.zwart@example.org"]
+        assert MAILBOX in str(notice.message["From"])
+        body = notice.message.get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert f"{public}{status_page}" in text
+        assert "hersteld" not in text
+
+        # The link opens the page with the answer.
+        page = await client.get(f"{web}{status_page}")
+        assert ANSWER.split("<")[0].strip() in page.text
+
+        # The case's timeline shows the notice as sent by the e-mail channel.
+        async def notice_recorded() -> bool:
+            case = await dossier_get(services["dossier"], f"/api/v1/cases/{item.case_ref}")
+            return any(
+                entry["kind"] == "contact.sent" and entry["actor"] == "channel:email"
+                for entry in case.json()["timeline"]
+            )
+
+        await wait_until(notice_recorded)
+
+    assert email.stop() == 0
+    for name, service in {**services, "email": email}.items():
+        for secret in ("Femke", "Zwart", "femke.zwart", "Lindengracht"):
+            assert secret not in service.log(), f"{name} logged {secret!r}"

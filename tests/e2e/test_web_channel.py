@@ -6,16 +6,14 @@ agent answers through the dossier's API, as the agent desk does.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 
 from kanaal.common.contract import WorkItem
 from kanaal.common.testing import RabbitVhost
-from tests.e2e.conftest import SERVICE_TOKEN, RunServices
+from tests.e2e.conftest import SERVICE_TOKEN, RunServices, claim_and_answer, wait_until
 
 AGENT_TOKEN = "e2e-anna-" + uuid.uuid4().hex
 CITIZEN = {
@@ -26,32 +24,6 @@ CITIZEN = {
     "text": "Mijn bezoekersvergunning voor de Palmgracht doet het niet.",
 }
 PERSONAL = ("Wietske", "Hoogeveen", "wietske.hoogeveen", "24681359", "Palmgracht")
-ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
-
-
-async def claim_and_answer(
-    client: httpx.AsyncClient, dossier: str, item: WorkItem, agent: dict[str, str]
-) -> httpx.Response:
-    """The agent claims the work item's case and answers it with ANSWER through the dossier."""
-    claimed = await client.post(
-        f"{dossier}/api/v1/cases/{item.case_ref}/claim",
-        json={"contact_id": str(item.contact_id), "queue": item.queue},
-        headers=agent,
-    )
-    assert claimed.status_code == 200, claimed.text
-    replied = await client.post(
-        f"{dossier}/api/v1/cases/{item.case_ref}/reply", json={"text": ANSWER}, headers=agent
-    )
-    assert replied.status_code == 202, replied.text
-    return replied
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("not reached in time")
 
 
 async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_the_case(
