@@ -8,8 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
 from kanaal.common.contract import (
@@ -19,6 +17,7 @@ from kanaal.common.contract import (
     RegisteredContact,
     WorkItem,
 )
+from kanaal.common.database import schema_differences
 from kanaal.dossier.database import upgrade
 from kanaal.dossier.models import Base, CaseEventRow, ContactRow, OutboxRow, PartyRow
 from kanaal.dossier.store import ContactNotYetKnown, DossierStore, Unprocessable
@@ -42,11 +41,7 @@ async def register(store: DossierStore, contact: ContactMessage) -> RegisteredCo
 
 async def test_the_migrations_build_exactly_the_models(store: DossierStore) -> None:
     await upgrade(store.engine)  # a second upgrade is a no-op
-    async with store.engine.connect() as connection:
-        diff = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-        )
-    assert diff == []
+    assert await schema_differences(store.engine, Base.metadata) == []
 
 
 async def test_a_first_contact_opens_a_case_for_a_new_party(

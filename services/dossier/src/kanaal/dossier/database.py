@@ -7,18 +7,17 @@ is Alembic's: :func:`upgrade` brings any database to the newest revision at star
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Final
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kanaal.common.database import advisory_lock, migrate
 from kanaal.common.database import create_engine as common_create_engine
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+# Alembic's default name, kept from before the other services had version tables of their own.
+VERSION_TABLE: Final = "alembic_version"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -26,24 +25,15 @@ def create_engine(url: str) -> AsyncEngine:
     return common_create_engine(url, sqlite_immediate=True)
 
 
-def alembic_config() -> Config:
-    """Alembic's configuration, built in code: no alembic.ini to ship or find."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
-
-
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to `revision`; replicas starting together take turns."""
-    async with engine.begin() as connection:
-        await lock_for(connection, "kanaal.dossier.schema")
-        await connection.run_sync(_run_upgrade, revision)
-
-
-def _run_upgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    await migrate(
+        engine,
+        script_location=MIGRATIONS_DIR,
+        version_table=VERSION_TABLE,
+        revision=revision,
+        lock="kanaal.dossier.schema",
+    )
 
 
 async def lock_for(connection: AsyncConnection, *keys: str) -> None:
@@ -56,9 +46,4 @@ async def lock_for(connection: AsyncConnection, *keys: str) -> None:
     if connection.dialect.name != "postgresql":
         return
     for key in sorted(set(keys)):
-        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(key)})
-
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit number for an advisory lock."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        await advisory_lock(connection, key)

@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Column,
-    Connection,
     Float,
     ForeignKey,
     Integer,
@@ -37,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kanaal.common.contract import Attachment, ContactMessage
-from kanaal.common.database import database_reachable
+from kanaal.common.database import database_reachable, migrate
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 VERSION_TABLE: Final = "web_alembic_version"
@@ -124,22 +121,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _run_upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_table", VERSION_TABLE)
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
 class WebStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(_run_upgrade)
+        await migrate(self.engine, script_location=MIGRATIONS_DIR, version_table=VERSION_TABLE)
 
     async def reachable(self) -> bool:
         return await database_reachable(self.engine)

@@ -1,21 +1,9 @@
-"""Alembic's environment for the dossier: migrations run on a connection handed in by the service.
+"""Alembic's environment for the dossier: `kanaal.dossier.database.upgrade` runs it at start.
 
-`kanaal.dossier.database.upgrade` opens the connection (and its transaction) and puts
-it in `config.attributes["connection"]`; there is no alembic.ini and no offline mode.
+Its version table is `alembic_version` (kanaal.common.database.migrate).
 """
 
-from __future__ import annotations
-
-from alembic import context
-from sqlalchemy import Connection
-
+from kanaal.common.database import run_migrations
 from kanaal.dossier.models import Base
 
-connection = context.config.attributes.get("connection")
-if not isinstance(connection, Connection):
-    raise RuntimeError(
-        "run the dossier's migrations through kanaal.dossier.database.upgrade(engine)"
-    )
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(Base.metadata)
