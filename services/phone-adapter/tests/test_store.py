@@ -1,4 +1,5 @@
-"""The call store on SQLite and PostgreSQL: duplicates are no-ops, due calls are found, purge."""
+"""The call store on SQLite and PostgreSQL: its migrations, duplicates are no-ops, due calls
+are found, purge."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
-from kanaal.common.database import create_engine
+from kanaal.common.database import create_engine, schema_differences
 from kanaal.phone.cti import CallEvent, parse_event
-from kanaal.phone.store import CallStore
+from kanaal.phone.store import MIGRATIONS_DIR, VERSION_TABLE, CallStore, metadata
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -32,10 +35,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[CallStore]:
     kept = CallStore(create_engine(database_url))
-    await kept.create_schema()
-    await kept.create_schema()  # starting again is harmless
+    await kept.upgrade()
+    await kept.upgrade()  # starting again is harmless
     yield kept
     await kept.engine.dispose()
+
+
+async def test_the_migrations_build_exactly_the_tables_of_the_store(store: CallStore) -> None:
+    assert await schema_differences(store.engine, metadata) == []
+
+
+async def test_a_database_made_before_migrations_is_upgraded_with_its_calls_kept(
+    database_url: str,
+) -> None:
+    # The release before migrations ran `metadata.create_all`. Once a revision changes
+    # these tables, make them here as that release did instead.
+    old = CallStore(create_engine(database_url))
+    async with old.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    assert await old.add(cti("newCall", "kept", T0))
+    await old.mark_published("kept", "id", T0)
+    await old.engine.dispose()
+
+    store = CallStore(create_engine(database_url))
+    try:
+        await store.upgrade()
+        assert [e.call_id for e in await store.events("kept")] == ["kept"]
+        assert await store.is_published("kept")
+        assert not await store.add(cti("newCall", "kept", T0))
+        async with store.engine.connect() as connection:
+            version = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        assert version == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        assert await schema_differences(store.engine, metadata) == []
+    finally:
+        await store.engine.dispose()
 
 
 async def test_an_event_is_kept_once_and_read_back_as_it_was(store: CallStore) -> None:

@@ -103,7 +103,7 @@ def create_app(settings: CounterSettings, clock: Clock = lambda: datetime.now(UT
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await store.create_schema()
+        await store.upgrade()
         try:
             yield
         finally:

@@ -2,20 +2,26 @@
 
 The desk events of a visit need its location (for the token) and its state (what
 may happen next), so the adapter keeps both. SQLite by default
-(`KANAAL_COUNTER_DATABASE_URL`), PostgreSQL works the same.
+(`KANAAL_COUNTER_DATABASE_URL`), PostgreSQL works the same;
+the schema is Alembic's, upgraded at start.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
 
 from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kanaal.common.database import database_reachable
+from kanaal.common.database import database_reachable, migrate
 from kanaal.counter.visits import Visit, VisitStatus
+
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+VERSION_TABLE: Final = "counter_alembic_version"
 
 metadata = MetaData()
 
@@ -50,9 +56,9 @@ class VisitStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        await migrate(self.engine, script_location=MIGRATIONS_DIR, version_table=VERSION_TABLE)
 
     async def reachable(self) -> bool:
         return await database_reachable(self.engine)

@@ -136,7 +136,7 @@ def create_app(settings: PhoneSettings, clock: Clock = lambda: datetime.now(UTC)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await store.create_schema()
+        await store.upgrade()
         sweeper = asyncio.create_task(sweep_forever())
         try:
             yield

@@ -4,12 +4,15 @@ Every event is a row (insert-only, unique per call and fingerprint), so duplicat
 are no-ops and the order of arrival does not matter: the call is folded from its rows
 when it is due. A second table says which calls are published. A restart loses
 nothing: the sweeper publishes what is due and not yet published.
-SQLite by default (`KANAAL_PHONE_DATABASE_URL`), PostgreSQL works the same.
+SQLite by default (`KANAAL_PHONE_DATABASE_URL`), PostgreSQL works the same;
+the schema is Alembic's, upgraded at start.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
 
 from sqlalchemy import (
     Column,
@@ -28,8 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kanaal.common.database import database_reachable
+from kanaal.common.database import database_reachable, migrate
 from kanaal.phone.cti import CallEvent, EventKind
+
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+VERSION_TABLE: Final = "phone_alembic_version"
 
 metadata = MetaData()
 
@@ -58,9 +64,9 @@ class CallStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        await migrate(self.engine, script_location=MIGRATIONS_DIR, version_table=VERSION_TABLE)
 
     async def reachable(self) -> bool:
         return await database_reachable(self.engine)
