@@ -165,14 +165,6 @@ async def dossier_rate(
     return N / elapsed
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'dossier.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.mark.bench
 async def test_bench_dossier_intake_against_a_raw_relay(
     database_url: str,

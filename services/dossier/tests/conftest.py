@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,15 +14,6 @@ from kanaal.dossier.database import create_engine, upgrade
 from kanaal.dossier.store import DossierStore
 
 _refs = count(1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same tests on a SQLite file and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/var/dossier.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @pytest.fixture

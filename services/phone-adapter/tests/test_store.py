@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -22,14 +21,6 @@ def cti(kind: str, call_id: str, at: datetime, **fields: str) -> CallEvent:
     data = {"event": [kind], "callId": [call_id], "from": ["0612345678"], "to": ["14020"]}
     data |= {"direction": ["in"]} | {k: [v] for k, v in fields.items()}
     return parse_event(data, received_at=at)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'var' / 'phone.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @pytest.fixture

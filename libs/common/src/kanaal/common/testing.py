@@ -165,6 +165,16 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on a SQLite file (its folder not made yet) and on a fresh PostgreSQL
+    database (:func:`postgres_url`)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'var' / 'state.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
 async def amqp_channel(rabbit_vhost: RabbitVhost) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
     """A publisher-confirming channel on the test vhost."""
