@@ -37,6 +37,7 @@ def test_the_smtp_sink_keeps_mail_and_refuses_recipients_it_is_told_to(
     [mail] = smtp_sink.wait_for(1)
     assert mail.rcpt_tos == ["b@example.org"]
     assert mail.message["Subject"] == "x"
+    assert mail.tls_version is None
 
 
 @pytest.mark.dovecot(imaps=True)
@@ -67,6 +68,8 @@ def test_dovecot_can_leave_a_capability_out_and_keeps_the_rest(dovecot: DovecotS
     capabilities = data[0].decode().split()
     assert "MOVE" not in capabilities
     assert {"IMAP4rev1", "IDLE", "UIDPLUS"} <= set(capabilities)
+    # Dovecot logs every command it finished, so a test can see what a client really sent.
+    assert dovecot.commands()[-2:] == ["CAPABILITY", "LOGOUT"]
 
 
 @pytest.mark.smtp_sink(starttls=True)
@@ -78,4 +81,21 @@ def test_the_smtp_sink_can_require_starttls(smtp_sink: SmtpSink) -> None:
     with smtplib.SMTP(smtp_sink.host, smtp_sink.port) as client:
         client.starttls(context=smtp_sink.tls.client_context())
         client.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhi\r\n")
-    assert len(smtp_sink.wait_for(1)) == 1
+    [mail] = smtp_sink.wait_for(1)
+    assert mail.tls_version is not None  # delivered after the upgrade
+
+
+@pytest.mark.smtp_sink(tls=True)
+def test_the_smtp_sink_can_speak_tls_from_the_first_byte(smtp_sink: SmtpSink) -> None:
+    assert smtp_sink.tls is not None
+    assert smtp_sink.implicit_tls
+    with pytest.raises(ssl.SSLCertVerificationError):
+        smtplib.SMTP_SSL(smtp_sink.host, smtp_sink.port, context=ssl.create_default_context())
+    context = smtp_sink.tls.client_context()
+    with smtplib.SMTP_SSL(smtp_sink.host, smtp_sink.port, context=context, timeout=10) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")  # already encrypted: nothing to upgrade
+        client.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhi\r\n")
+    [mail] = smtp_sink.wait_for(1)
+    assert mail.rcpt_tos == ["b@example.org"]
+    assert mail.tls_version in {"TLSv1.2", "TLSv1.3"}

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 import yaml
 
 from kanaal.common.contract import ContactMessage, Direction, Party
 from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_service
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
+from kanaal.common.topology import OUTBOUND
 
 REPO = Path(__file__).resolve().parents[3]
 MAILBOX = "info@gemeente.example"
@@ -169,3 +171,21 @@ def outbound(
         in_reply_to="m1@example.org",
         channel_data={"subject_line": "Mijn parkeervergunning"},
     )
+
+
+async def publish_outbound(rig: EmailRig, contact: ContactMessage, times: int = 1) -> None:
+    connection = await rig.vhost.connect()
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(OUTBOUND.name)
+        for _ in range(times):
+            await exchange.publish(
+                aio_pika.Message(
+                    contact.model_dump_json().encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=str(contact.id),
+                    type="contact.outbound",
+                ),
+                routing_key="email",
+            )

@@ -20,9 +20,17 @@ from kanaal.common.contract import (
 )
 from kanaal.common.contract_kit import ContractKit, Sample
 from kanaal.common.testing import serve_app
-from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, OUTBOUND, rejected_queue
+from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE, rejected_queue
 
-from .conftest import MAILBOX, EmailRig, MailFactory, outbound, readiness, wait_until
+from .conftest import (
+    MAILBOX,
+    EmailRig,
+    MailFactory,
+    outbound,
+    publish_outbound,
+    readiness,
+    wait_until,
+)
 
 PDF = b"%PDF-1.4\n" + b"x" * 5000
 
@@ -105,24 +113,6 @@ async def test_unparsable_and_oversized_mail_go_to_the_error_folder_with_a_reaso
     assert ContactMessage.model_validate_json(good.body).source_ref == "m3@example.org"
     await wait_until(lambda: len(rig.folder("Fouten")) == 2 and len(rig.folder("Verwerkt")) == 1)
     assert rig.folder("INBOX") == []
-
-
-async def publish_outbound(rig: EmailRig, contact: ContactMessage, times: int = 1) -> None:
-    connection = await rig.vhost.connect()
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(OUTBOUND.name)
-        for _ in range(times):
-            await exchange.publish(
-                aio_pika.Message(
-                    contact.model_dump_json().encode(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=str(contact.id),
-                    type="contact.outbound",
-                ),
-                routing_key="email",
-            )
 
 
 async def test_a_reply_is_sent_once_threaded_with_the_case_ref_even_when_delivered_twice(

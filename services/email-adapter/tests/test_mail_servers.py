@@ -1,12 +1,14 @@
 """The adapter against mail servers set up as organisations run them, not as the other tests do.
 
 IMAPS with a certificate from the organisation's own CA (trusted only through the
-mailbox's `ca_file`), an IMAP server without MOVE, and SMTP STARTTLS with an internal CA.
+mailbox's `ca_file`), an IMAP server without MOVE or without IDLE, and SMTP with STARTTLS
+or implicit TLS (port 465) to a server of an internal CA.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -14,9 +16,9 @@ import pytest
 from pydantic import ValidationError
 
 from kanaal.common.config import ConfigError
-from kanaal.common.contract import ContactMessage
+from kanaal.common.contract import ContactMessage, DeliveryReport, DeliveryStatus
 from kanaal.common.testing_mail import ServerTls
-from kanaal.common.topology import DOSSIER_INTAKE
+from kanaal.common.topology import DOSSIER_EVENTS, DOSSIER_INTAKE
 from kanaal.email.app import EmailSettings, load_channel
 from kanaal.email.compose import compose_reply
 from kanaal.email.config import MailboxConfig
@@ -28,6 +30,7 @@ from .conftest import (
     EmailRig,
     MailFactory,
     outbound,
+    publish_outbound,
     readiness,
     wait_until,
 )
@@ -145,6 +148,75 @@ async def test_starttls_to_a_server_of_an_internal_ca_needs_the_mailbox_ca_file(
     await send_mail(compose_reply(outbound(), trusting), trusting, None, timeout=5)
     [sent] = rig.smtp.wait_for(1)
     assert sent.rcpt_tos == ["fenna@example.org"]
+
+
+@pytest.mark.dovecot(withhold=["IDLE"])
+async def test_without_idle_the_mailbox_is_polled_and_new_mail_arrives_within_the_interval(
+    rig: EmailRig, make_mail: MailFactory
+) -> None:
+    with rig.dovecot.imap(MAILBOX) as client:
+        _, data = client.capability()
+    assert "IDLE" not in data[0].decode().split()
+
+    rig.append(make_mail(1))
+    service = rig.start(KANAAL_EMAIL_POLL_INTERVAL="1")
+    [first] = await rig.vhost.wait_for(DOSSIER_INTAKE.name, 1, timeout=20)
+    assert ContactMessage.model_validate_json(first.body).source_ref == "m1@example.org"
+    assert "polling every 1s (the server has no IDLE)" in service.log()
+
+    # Mail that arrives while the adapter waits is there within about a poll interval...
+    for number in (2, 3):
+        appended = time.monotonic()
+        rig.append(make_mail(number))
+        [message] = await rig.vhost.wait_for(DOSSIER_INTAKE.name, 1, timeout=4)
+        assert time.monotonic() - appended < 4
+        assert (
+            ContactMessage.model_validate_json(message.body).source_ref == f"m{number}@example.org"
+        )
+    # ...and later polls publish nothing again.
+    assert await rig.vhost.wait_for(DOSSIER_INTAKE.name, 1, timeout=3) == []
+    await wait_until(lambda: len(rig.folder("Verwerkt")) == 3)
+    assert rig.folder("INBOX") == []
+
+    searches = [c for c in rig.dovecot.commands() if c.startswith("UID SEARCH")]
+    assert len(searches) >= 5, "one search per poll, about one a second"
+    # Dovecot would take an IDLE it does not advertise: the adapter never tried one.
+    assert not any(c.startswith("IDLE") for c in rig.dovecot.commands())
+    assert service.stop() == 0
+    assert MAILBOX not in service.log()
+
+
+@pytest.mark.smtp_sink(tls=True)
+async def test_an_answer_goes_out_over_implicit_tls_to_a_server_of_an_internal_ca(
+    rig: EmailRig, server_tls: ServerTls
+) -> None:
+    rig.mailbox["smtp"] = {
+        **rig.mailbox["smtp"],
+        "security": "tls",
+        "ca_file": str(server_tls.ca_file),
+    }
+    rig.start()
+    await publish_outbound(rig, outbound())
+
+    [report] = await rig.vhost.wait_for(DOSSIER_EVENTS.name, 1, timeout=20)
+    assert DeliveryReport.model_validate_json(report.body).status is DeliveryStatus.SENT
+    [sent] = rig.smtp.wait_for(1)
+    assert sent.rcpt_tos == ["fenna@example.org"]
+    assert sent.message.get_content().strip() == "Uw vergunning is verlengd."
+    # The sink speaks nothing but TLS: the session was encrypted from the greeting on.
+    assert sent.tls_version in {"TLSv1.2", "TLSv1.3"}
+
+
+@pytest.mark.smtp_sink(tls=True)
+async def test_implicit_tls_without_the_ca_file_is_a_temporary_failure_and_sends_nothing(
+    rig: EmailRig,
+) -> None:
+    smtp = {**rig.mailbox["smtp"], "security": "tls"}
+    untrusting = MailboxConfig.model_validate({**rig.mailbox, "smtp": smtp})
+    with pytest.raises(TemporaryFailure, match="certificate is not trusted") as failure:
+        await send_mail(compose_reply(outbound(), untrusting), untrusting, None, timeout=5)
+    assert "smtp.ca_file" in str(failure.value)
+    assert rig.smtp.received == []
 
 
 def test_a_ca_file_must_exist_hold_certificates_and_go_with_tls(

@@ -8,8 +8,10 @@ what it was sent. Mail goes in with IMAP APPEND, as a real mail server would del
 A test asks for more with markers: `@pytest.mark.dovecot(imaps=True)` also serves IMAP over
 TLS on `dovecot.imaps_port`, `@pytest.mark.dovecot(withhold=["MOVE"])` keeps capabilities
 out of Dovecot's CAPABILITY answer, `@pytest.mark.smtp_sink(starttls=True)` makes the sink
-require STARTTLS. The certificates come from `server_tls`: a throwaway CA (the `openssl`
-command, which Dovecot depends on) and a certificate it signed for 127.0.0.1 and localhost.
+require STARTTLS and `@pytest.mark.smtp_sink(tls=True)` makes it speak TLS from the first
+byte (implicit TLS, as on port 465). The certificates come from `server_tls`: a throwaway CA
+(the `openssl` command, which Dovecot depends on) and a certificate it signed for 127.0.0.1
+and localhost. Dovecot logs every IMAP command it finished; `commands()` reads them back.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "dovecot(imaps=False, withhold=()): what the `dovecot` fixture serves"
     )
-    config.addinivalue_line("markers", "smtp_sink(starttls=False): the sink requires STARTTLS")
+    config.addinivalue_line(
+        "markers",
+        "smtp_sink(starttls=False, tls=False): the sink requires STARTTLS, or speaks implicit TLS",
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,13 @@ class DovecotServer:
         except FileNotFoundError:
             return ""
 
+    def commands(self) -> list[str]:
+        """The IMAP commands Dovecot finished, oldest first, as logged (`UID SEARCH ALL`).
+
+        Every client's: the helpers' own commands (SELECT, UID FETCH) are in it too.
+        """
+        return re.findall(r": Debug: Command finished: (.*?) *$", self.log(), flags=re.MULTILINE)
+
     def _write_config(self) -> None:
         login_user, internal_user, uid, gid = _mail_owner()
         if self.tls is None:
@@ -171,6 +183,8 @@ class DovecotServer:
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 log_path = {self.log_path}
+# One debug line per finished IMAP command: what `commands()` reads.
+log_debug = event=imap_command_finished
 protocols = imap
 listen = {self.host}
 {ssl_settings}
@@ -366,6 +380,8 @@ class SentMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    #: The TLS version of the session that delivered the mail (e.g. "TLSv1.3"); None if plain.
+    tls_version: str | None = None
 
     @property
     def message(self) -> EmailMessage:
@@ -379,8 +395,10 @@ class SmtpSink:
 
     host: str
     port: int
-    #: With a certificate, the sink offers and requires STARTTLS.
+    #: With a certificate, the sink offers and requires STARTTLS, or with `implicit_tls`
+    #: speaks TLS from the first byte (SMTPS, RFC 8314) and offers no STARTTLS.
     tls: ServerTls | None = None
+    implicit_tls: bool = False
     received: list[SentMail] = field(default_factory=list)
     #: Recipients answered with `550 no such user` (a permanent failure).
     refuse: set[str] = field(default_factory=set)
@@ -405,8 +423,15 @@ class SmtpSink:
             if self.fail_temporarily > 0:
                 self.fail_temporarily -= 1
                 return "451 4.3.0 try again later"
+            # After STARTTLS too, the server's transport is the TLS one.
+            tls = server.transport.get_extra_info("ssl_object")
             self.received.append(
-                SentMail(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                SentMail(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.content),
+                    tls.version() if tls is not None else None,
+                )
             )
             self._arrived.notify_all()
         return "250 Message accepted"
@@ -422,16 +447,26 @@ class SmtpSink:
 def smtp_sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
     """An aiosmtpd SMTP server on a free port, in a thread, stopped after the test.
 
-    Plain SMTP, unless the test is marked `smtp_sink(starttls=True)`.
+    Plain SMTP, unless the test is marked `smtp_sink(starttls=True)` or `smtp_sink(tls=True)`.
     """
     controller_module = pytest.importorskip("aiosmtpd.controller")
     marker = request.node.get_closest_marker("smtp_sink")
-    starttls = bool(marker.kwargs.get("starttls", False)) if marker else False
-    sink = SmtpSink("127.0.0.1", free_port())
+    options = dict(marker.kwargs) if marker else {}
+    starttls = bool(options.pop("starttls", False))
+    implicit_tls = bool(options.pop("tls", False))
+    if options:
+        pytest.fail(f"unknown smtp_sink marker options: {sorted(options)}")
+    if starttls and implicit_tls:
+        pytest.fail("smtp_sink: starttls=True and tls=True exclude each other")
+    sink = SmtpSink("127.0.0.1", free_port(), implicit_tls=implicit_tls)
     tls_options: dict[str, Any] = {}
     if starttls:
         sink.tls = request.getfixturevalue("server_tls")
         tls_options = {"tls_context": sink.tls.server_context(), "require_starttls": True}
+    elif implicit_tls:
+        sink.tls = request.getfixturevalue("server_tls")
+        # The Controller hands ssl_context to loop.create_server: TLS before the greeting.
+        tls_options = {"ssl_context": sink.tls.server_context()}
     controller = controller_module.Controller(
         sink, hostname=sink.host, port=sink.port, **tls_options
     )

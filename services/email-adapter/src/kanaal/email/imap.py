@@ -183,12 +183,18 @@ class ImapMailbox:
         else:
             await self._ok(client.expunge(), "EXPUNGE")
 
+    @property
+    def pushes_news(self) -> bool:
+        """The server has IDLE (RFC 2177) and announces new mail; else we can only poll."""
+        return bool(self.client.has_capability("IDLE"))
+
     async def wait_for_news(self, poll_interval: float) -> None:
         """Return when the server announces new mail, or after `poll_interval` at the latest."""
         client = self.client
         lost = asyncio.ensure_future(self._lost.wait())
         try:
-            if not client.has_capability("IDLE"):
+            if not self.pushes_news:
+                # Never IDLE unasked: servers that leave it out may still accept it, or not.
                 await asyncio.wait({lost}, timeout=poll_interval)
             else:
                 await self._idle(client, lost, poll_interval)

@@ -88,6 +88,7 @@ class MailboxIntake:
                     mailbox=self.log_id,
                     tls=self.mailbox.imap.tls,
                     move="UID MOVE" if self.imap.moves_atomically else "COPY, STORE, EXPUNGE",
+                    news=self._how_news_arrives(),
                 )
                 while True:
                     while await self.drain_once() == self.options.batch_size:
@@ -110,6 +111,12 @@ class MailboxIntake:
                 self._set_connected(False)
                 await self.imap.close()
                 raise
+
+    def _how_news_arrives(self) -> str:
+        interval = f"{self.options.poll_interval:g}s"
+        if self.imap.pushes_news:
+            return f"IDLE, and a poll after {interval} of silence"
+        return f"polling every {interval} (the server has no IDLE)"
 
     def _set_connected(self, value: bool) -> None:
         self.connected = value
