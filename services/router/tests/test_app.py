@@ -23,6 +23,7 @@ from kanaal.common.messaging import (
 from kanaal.common.testing import RabbitVhost
 from kanaal.common.topology import apply
 from kanaal.router.app import RouterSettings, create_app
+from kanaal.router.lock import AnotherRouterRuns
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -161,3 +162,53 @@ async def test_a_contact_whose_work_queue_is_gone_is_retried_and_the_batch_goes_
 
 def retried(queue: str) -> float:
     return RETRIED.labels(queue)._value.get()
+
+
+async def test_a_second_router_on_the_vhost_refuses_to_start_and_the_first_routes_on(
+    rabbit_vhost: RabbitVhost,
+    router: None,
+    amqp_channel: aio_pika.abc.AbstractChannel,
+    tmp_path: Path,
+) -> None:
+    # Two routers would each see part of the claims on router.events: the second must
+    # not run beside the first, and must say why.
+    second = RouterSettings(
+        amqp_url=SecretStr(rabbit_vhost.url),
+        config_dir=REPO_ROOT / "deploy" / "config",
+        router_state_path=tmp_path / "second-state.db",
+        router_lock_wait=1.0,
+    )
+    app = create_app(second)
+    with pytest.raises(AnotherRouterRuns, match="run exactly one router per vhost"):
+        async with app.router.lifespan_context(app):
+            pytest.fail("a second router started")
+
+    registered = registered_contact("parkeren")
+    await publish(amqp_channel, registered.model_dump_json().encode(), str(registered.contact.id))
+    work = await rabbit_vhost.get("work.subject.parkeren")
+    assert WorkItem.model_validate_json(work.body).contact_id == registered.contact.id
+
+
+async def test_a_router_starts_once_the_one_before_it_has_stopped(
+    rabbit_vhost: RabbitVhost, tmp_path: Path
+) -> None:
+    def settings(name: str) -> RouterSettings:
+        return RouterSettings(
+            amqp_url=SecretStr(rabbit_vhost.url),
+            config_dir=REPO_ROOT / "deploy" / "config",
+            router_state_path=tmp_path / f"{name}.db",
+            router_lock_wait=1.0,
+        )
+
+    first = create_app(settings("first"))
+    async with first.router.lifespan_context(first):
+        pass
+    second = create_app(settings("second"))
+    async with second.router.lifespan_context(second):
+        registered = registered_contact("parkeren")
+        connection = await rabbit_vhost.connect()
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await publish(channel, registered.model_dump_json().encode(), "after-restart")
+        work = await rabbit_vhost.get("work.subject.parkeren")
+        assert WorkItem.model_validate_json(work.body).contact_id == registered.contact.id

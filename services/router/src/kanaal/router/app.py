@@ -55,8 +55,9 @@ from kanaal.router.escalation import (
     escalate,
     timer_batches,
 )
-from kanaal.router.intake import BatchIntake, Outgoing, Plan
+from kanaal.router.intake import RECONNECT_SECONDS, BatchIntake, Outgoing, Plan
 from kanaal.router.journal import DEFAULT_RETENTION_DAYS, Journal, apply_event
+from kanaal.router.lock import AnotherRouterRuns, RouterLock
 from kanaal.router.rules import RoutingRules
 from kanaal.router.sla import due_at
 
@@ -108,6 +109,12 @@ class RouterSettings(ServiceSettings):
     router_state_path: Path = Field(
         Path("var/router-state.db"),
         description="SQLite file journalling routed, claimed, escalated and closed work",
+    )
+    router_lock_wait: float = Field(
+        15.0,
+        ge=0,
+        description="seconds a starting router waits for router.lock while another router "
+        "goes away; then it refuses to start (one router per vhost)",
     )
     router_retention_days: int = Field(
         DEFAULT_RETENTION_DAYS,
@@ -361,17 +368,39 @@ def create_app(settings: RouterSettings) -> FastAPI:
         description="Routed, claimed, transferred, escalated and closed work, for SLA timers.",
     )(record)
 
+    lock = RouterLock(url, settings.router_lock_wait)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The router declares the whole topology, its own queues and urgent partners
-        # included, before it consumes; then drains in-flight work on the way out.
-        await declare()
-        await broker.start()
+        # One router per vhost (see kanaal.router.lock); it declares the whole topology,
+        # its own queues and urgent partners included, before it consumes; then drains
+        # in-flight work on the way out.
+        await lock.acquire()
         try:
-            async with running(broker):
-                yield
+            await declare()
+            await broker.start()
+            try:
+                async with running(broker):
+                    yield
+            finally:
+                await broker.stop()
         finally:
-            await broker.stop()
+            await lock.release()
+
+    async def keep_lock() -> None:
+        """Take the lock again after the broker connection dropped; if another router
+        has it by then, this one stops consuming (the other routes)."""
+        while True:
+            await lock.lost.wait()
+            try:
+                await lock.acquire()
+            except AnotherRouterRuns:
+                log.error("another router took the lock: this router stops routing")
+                intake.stop()
+                await broker.stop()
+                return
+            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
+                await asyncio.sleep(RECONNECT_SECONDS)
 
     @asynccontextmanager
     async def running(_: object) -> AsyncIterator[None]:
@@ -391,6 +420,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
             intake_task = asyncio.create_task(intake.run())
             tasks.add(asyncio.create_task(watch_rules(holder, settings.router_reload_interval)))
             tasks.add(asyncio.create_task(forget_old(waiting, journal, retention)))
+            tasks.add(asyncio.create_task(keep_lock()))
             tasks.add(
                 asyncio.create_task(
                     measure_queues(connection, holder, waiting, settings.router_metrics_interval)
@@ -427,10 +457,18 @@ def create_app(settings: RouterSettings) -> FastAPI:
     async def intake_ready() -> bool:
         return intake.connected
 
+    async def lock_ready() -> bool:
+        return lock.held
+
     return service_app(
         "router",
         settings,
-        checks={"broker": broker_check(broker), "state": state_ready, "intake": intake_ready},
+        checks={
+            "broker": broker_check(broker),
+            "state": state_ready,
+            "intake": intake_ready,
+            "lock": lock_ready,
+        },
         lifespan=lifespan,
     )
 
