@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import yaml
+from pydantic import SecretStr
 
 from kanaal.common.commands import deployment_definitions
 from kanaal.common.settings import SERVICE_PORTS, ServiceSettings
@@ -64,3 +65,34 @@ def test_the_readme_documents_every_setting() -> None:
         if f"`KANAAL_{field.upper()}`" not in readme
     ]
     assert not missing, f"README.md's settings table lacks {missing}"
+
+
+def test_the_compose_file_keeps_every_service_state_on_a_volume_or_in_postgresql() -> None:
+    # A container made again (a new image, say) must lose nothing: every setting whose
+    # default is a file under var/ (inside the container) is set to PostgreSQL or to a
+    # path on a named volume of that service.
+    compose = yaml.safe_load((REPO / "deploy/compose.yaml").read_text(encoding="utf-8"))
+    settings_classes()
+    for name in SERVICES:
+        service = compose["services"][name]
+        environment = service.get("environment", {})
+        named_volumes = [
+            mount.split(":")[1]
+            for mount in service.get("volumes", [])
+            if not mount.startswith((".", "/"))
+        ]
+        settings = next(
+            cls for cls in ServiceSettings.__subclasses__() if f"{name}_port" in cls.model_fields
+        )
+        for field_name, field in settings.model_fields.items():
+            default = field.default
+            shown = default.get_secret_value() if isinstance(default, SecretStr) else str(default)
+            if not (shown.startswith("var/") or ":///var/" in shown):
+                continue
+            key = f"KANAAL_{field_name.upper()}"
+            value = str(environment.get(key, ""))
+            assert value, f"{name}: {key} is not set, so its state stays in the container"
+            on_volume = any(
+                value == target or value.startswith(f"{target}/") for target in named_volumes
+            )
+            assert value.startswith("postgresql") or on_volume, f"{name}: {key}={value}"
