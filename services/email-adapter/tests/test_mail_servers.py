@@ -62,6 +62,9 @@ async def test_mail_is_fetched_over_imaps_when_the_mailbox_trusts_the_organisati
     assert readiness(service.url) == 200
     # The adapter logged in over the TLS port, not the plain one the helpers use.
     assert len(tls_logins(rig.dovecot.log())) >= 1
+    # After LOGIN it asked what the server offers this user (only it sends CAPABILITY
+    # once logged in here: the helpers never do), so MOVE and IDLE follow that answer.
+    await wait_until(lambda: "CAPABILITY" in rig.dovecot.commands())
 
 
 @pytest.mark.dovecot(imaps=True)

@@ -108,6 +108,10 @@ class ImapMailbox:
             self._client = client
             await client.wait_hello_from_server()
             await self._ok(client.login(imap.user, self._password.get_secret_value()), "LOGIN")
+            # What the server offers can change with the login (RFC 3501, 6.2.3); aioimaplib
+            # adds a LOGIN answer's list to the greeting's instead of replacing it. Ask
+            # again, so MOVE, UIDPLUS and IDLE are used only when offered to this user.
+            await client.protocol.capability()
             for folder in (self.mailbox.processed_folder, self.mailbox.error_folder):
                 # NO [ALREADYEXISTS] is fine: we only need the folder to be there.
                 await client.create(quote(folder))
