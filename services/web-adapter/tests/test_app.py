@@ -381,6 +381,25 @@ async def test_too_many_messages_from_one_client_get_a_clear_429(
     assert "Probeer het over" in page.text
 
 
+async def test_the_rate_limit_holds_across_replicas_that_share_a_database(
+    rabbit_vhost: RabbitVhost, tmp_path: Path
+) -> None:
+    # Two replicas of the adapter behind one load balancer, one database: a client that
+    # used its messages on one gets 429 on the other too.
+    settings = web_settings(rabbit_vhost, tmp_path, web_rate_limit=2, web_rate_window=60)
+    first, second = create_app(settings), create_app(settings)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        codes = []
+        for app in (first, first, second):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+                sent = await client.post(
+                    "/api/v1/messages", json={"subject": "afval", "text": f"{len(codes)}"}
+                )
+                codes.append(sent.status_code)
+    assert codes == [202, 202, 429]
+
+
 @pytest.mark.postgres
 async def test_the_store_keeps_threads_and_answers_on_postgresql(postgres_url: str) -> None:
     store = WebStore(create_engine(postgres_url))

@@ -141,14 +141,16 @@ def create_app(settings: WebSettings) -> FastAPI:
         limits,
         str(settings.web_public_url),
     )
-    limiter = RateLimiter(settings.web_rate_limit, settings.web_rate_window)
+    limiter = RateLimiter(store, settings.web_rate_limit, settings.web_rate_window)
     adapter.on_outbound(intake.deliver)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.upgrade()
         secret = settings.web_secret_key
-        intake.use_key(secret.get_secret_value().encode() if secret else await store.secret_key())
+        key = secret.get_secret_value().encode() if secret else await store.secret_key()
+        intake.use_key(key)
+        limiter.use_key(key)
         try:
             yield
         finally:
@@ -171,8 +173,8 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_exception_handler(TooManyRequests, too_many_handler(channel.organisation))
 
-    def rate_limit(request: Request) -> None:
-        wait = limiter.hit(client_key(request.client))
+    async def rate_limit(request: Request) -> None:
+        wait = await limiter.hit(client_key(request.client))
         if wait:
             raise TooManyRequests(wait)
 
@@ -196,7 +198,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$")
         ] = None,
     ) -> Accepted:
-        rate_limit(request)
+        await rate_limit(request)
         content_type = request.headers.get("content-type", "").lower()
         uploads: list[Upload] = []
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -108,7 +108,7 @@ def pages_router(
     intake: WebIntake,
     channel: WebChannelConfig,
     limits: Limits,
-    rate_limit: Callable[[Request], None],
+    rate_limit: Callable[[Request], Awaitable[None]],
     settings: ServiceSettings,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
@@ -222,7 +222,7 @@ def pages_router(
 
     @router.post("/", response_class=HTMLResponse)
     async def form_post(request: Request) -> Response:
-        rate_limit(request)
+        await rate_limit(request)
         form, refused = await read_form(request)
         if refused is not None:
             return refused
@@ -315,7 +315,7 @@ def pages_router(
 
     @router.post("/status/{token}/reply", response_class=HTMLResponse)
     async def status_reply(request: Request, token: str) -> Response:
-        rate_limit(request)
+        await rate_limit(request)
         thread = await thread_or_404(request, token)
         if isinstance(thread, Response):
             return thread

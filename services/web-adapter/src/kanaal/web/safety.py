@@ -1,7 +1,8 @@
 """Abuse and safety for a public form: rate limits, CSRF tokens, body limits, strict headers.
 
-The rate limiter and the CSRF signer are plain objects (a clock and a key in, answers
-out); the two ASGI middlewares wrap every response and every request body.
+The rate limiter counts in the web store (shared by replicas); the CSRF signer is a plain
+object (a key in, answers out); the two ASGI middlewares wrap every response and every
+request body.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import json
 import math
 import secrets
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,34 +40,53 @@ SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
 )
 
 
+class HitCounter(Protocol):
+    """Where rate-limit hits are counted (the web store: shared by every replica)."""
+
+    async def count_hit(self, client: str, window: int) -> int: ...
+
+    async def forget_hits(self, before_window: int) -> None: ...
+
+
 class RateLimiter:
-    """At most `limit` hits per `window` seconds per client (a sliding window)."""
+    """At most `limit` messages per client in each window of `window` seconds.
+
+    Counted in the database, so every replica of the adapter shares one count per client
+    (fixed windows: at a window's edge a client can send up to twice the limit in a short
+    while). A client is known by an HMAC of its address under the adapter's key, never
+    the address itself; the counts of past windows are dropped.
+    """
 
     def __init__(
         self,
+        counter: HitCounter,
         limit: int,
         window: float,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 100_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.limit = limit
         self.window = window
+        self._counter = counter
         self._clock = clock
-        self._max_clients = max_clients
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._key: bytes | None = None
+        self._forgot_before = 0
 
-    def hit(self, client: str) -> float:
+    def use_key(self, key: bytes) -> None:
+        self._key = hmac.new(key, b"rate-limit", hashlib.sha256).digest()
+
+    async def hit(self, client: str) -> float:
         """Count one hit; 0 when allowed, else the seconds until the client may try again."""
+        if self._key is None:
+            raise RuntimeError("the rate limiter has no key yet")
         now = self._clock()
-        hits = self._hits.pop(client, None) or deque()
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        self._hits[client] = hits  # most recently seen last
-        while len(self._hits) > self._max_clients:
-            self._hits.popitem(last=False)
-        if len(hits) >= self.limit:
-            return max(hits[0] + self.window - now, 0.001)
-        hits.append(now)
+        window = int(now // self.window)
+        digest = hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()
+        hits = await self._counter.count_hit(digest, window)
+        if window > self._forgot_before:
+            self._forgot_before = window  # once a window in each process
+            await self._counter.forget_hits(window - 1)
+        if hits > self.limit:
+            return max((window + 1) * self.window - now, 0.001)
         return 0.0
 
 

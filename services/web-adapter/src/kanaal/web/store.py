@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -26,10 +27,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -89,6 +92,16 @@ keys = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(200), nullable=False),
+)
+
+# Messages per client and rate-limit window, shared by every replica. `client` is an
+# HMAC of the client's address (never the address); rows go after two windows.
+rate_hits = Table(
+    "web_rate_hits",
+    metadata,
+    Column("client", String(64), primary_key=True),
+    Column("window", BigInteger, primary_key=True),
+    Column("hits", Integer, nullable=False),
 )
 
 
@@ -289,6 +302,22 @@ class WebStore:
                     .values(case_ref=answer.case_ref)
                 )
         return True
+
+    async def count_hit(self, client: str, window: int) -> int:
+        """Count one message of `client` in `window`; returns the window's count so far."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(rate_hits).values(client=client, window=window, hits=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=[rate_hits.c.client, rate_hits.c.window],
+            set_={"hits": rate_hits.c.hits + 1},
+        ).returning(rate_hits.c.hits)
+        async with self.engine.begin() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    async def forget_hits(self, before_window: int) -> None:
+        """Drop the counts of windows before `before_window`."""
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(rate_hits).where(rate_hits.c.window < before_window))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
