@@ -45,7 +45,10 @@ async def test_two_agents_each_get_only_their_work_urgent_first_within_capacity(
 
     taken = (await bram.post("/api/v1/next")).json()
     assert (taken["status"], taken["queue"]) == ("claimed", "work.location.noord")
-    assert taken["contact_id"] == str(at_noord.id)
+    # The dossier registers deliveries concurrently: two visits sent back to back may be
+    # routed in either order. Bram gets one, and the other once he has closed it.
+    visits = {str(at_noord.id), str(second_noord.id)}
+    assert taken["contact_id"] in visits
     # Bram's capacity is 1: the second visit stays in its queue for somebody else.
     full = (await bram.post("/api/v1/next")).json()
     assert (full["status"], full["held"], full["capacity"]) == ("at_capacity", 1, 1)
@@ -53,7 +56,7 @@ async def test_two_agents_each_get_only_their_work_urgent_first_within_capacity(
     closed = await bram.post(f"/api/v1/cases/{taken['case_ref']}/close", json={"outcome": "klaar"})
     assert closed.status_code == 200, closed.text
     again = (await bram.post("/api/v1/next")).json()
-    assert again["contact_id"] == str(second_noord.id)
+    assert again["contact_id"] == (visits - {taken["contact_id"]}).pop()
 
     assert (await suite.desk(None).post("/api/v1/next")).status_code == 401
     assert (await suite.desk("nobody").get("/api/v1/me")).status_code == 401
