@@ -25,14 +25,17 @@ def settings_classes() -> list[type[ServiceSettings]]:
 BUILT_IN = {"web", "phone", "counter", "dossier", "email", "router", "sms"}
 
 
+def settings_class(name: str) -> type[ServiceSettings]:
+    """The settings of service `name`: the class with a `<name>_port` setting."""
+    for cls in settings_classes():
+        if f"{name}_port" in cls.model_fields:
+            return cls
+    raise AssertionError(f"{name} has no {name}_port setting")
+
+
 def service_port(name: str) -> int:
     """The default of the service's `<name>_port` setting: the port it listens on."""
-    settings_classes()
-    for cls in ServiceSettings.__subclasses__():
-        field = cls.model_fields.get(f"{name}_port")
-        if field is not None:
-            return int(field.default)
-    raise AssertionError(f"{name} has no {name}_port setting")
+    return int(settings_class(name).model_fields[f"{name}_port"].default)
 
 
 def test_every_built_in_service_is_installed_on_its_design_port() -> None:
@@ -72,7 +75,6 @@ def test_the_compose_file_keeps_every_service_state_on_a_volume_or_in_postgresql
     # default is a file under var/ (inside the container) is set to PostgreSQL or to a
     # path on a named volume of that service.
     compose = yaml.safe_load((REPO / "deploy/compose.yaml").read_text(encoding="utf-8"))
-    settings_classes()
     for name in SERVICES:
         service = compose["services"][name]
         environment = service.get("environment", {})
@@ -81,10 +83,7 @@ def test_the_compose_file_keeps_every_service_state_on_a_volume_or_in_postgresql
             for mount in service.get("volumes", [])
             if not mount.startswith((".", "/"))
         ]
-        settings = next(
-            cls for cls in ServiceSettings.__subclasses__() if f"{name}_port" in cls.model_fields
-        )
-        for field_name, field in settings.model_fields.items():
+        for field_name, field in settings_class(name).model_fields.items():
             default = field.default
             shown = default.get_secret_value() if isinstance(default, SecretStr) else str(default)
             if not (shown.startswith("var/") or ":///var/" in shown):

@@ -55,6 +55,9 @@ def run_services(rabbit_vhost: RabbitVhost, tmp_path: Path) -> Iterator[RunServi
         service.stop()
 
 
+# The agent anna of the sample agents.yaml, with her token (KANAAL_AGENT_ANNA_TOKEN).
+AGENT_TOKEN = "e2e-anna-" + uuid.uuid4().hex
+AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 # What an agent answers in the e2e tests; the script must never reach a page.
 ANSWER = "Wij hebben uw vergunning hersteld. <script>alert(1)</script>"
 

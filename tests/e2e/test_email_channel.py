@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,16 @@ from kanaal.common.testing import RabbitVhost, RunningService, free_port, start_
 from kanaal.common.testing_mail import DovecotServer, SmtpSink
 from kanaal.common.topology import OUTBOUND, Event
 
-from .conftest import ANSWER, REPO, SERVICE_TOKEN, RunServices, claim_and_answer, wait_until
+from .conftest import (
+    AGENT,
+    AGENT_TOKEN,
+    ANSWER,
+    REPO,
+    SERVICE_TOKEN,
+    RunServices,
+    claim_and_answer,
+    wait_until,
+)
 
 MAILBOX = "parkeren@gemeente.example"
 WORK_QUEUE = "work.subject.parkeren"
@@ -240,14 +248,13 @@ async def test_a_web_answer_is_announced_by_mail_with_its_link_and_without_its_t
         "text": "Er staat een antwoord voor u klaar. U leest het op: {status_url}",
     }
     (config / "channels.yaml").write_text(yaml.safe_dump(channels), encoding="utf-8")
-    token = "e2e-anna-" + uuid.uuid4().hex
     public = "https://loket.gemeente.example"
     services = run_services(
         "dossier",
         "router",
         "web",
         KANAAL_CONFIG_DIR=str(config),
-        KANAAL_AGENT_ANNA_TOKEN=token,
+        KANAAL_AGENT_ANNA_TOKEN=AGENT_TOKEN,
         KANAAL_WEB_PUBLIC_URL=public,
     )
     email = start_email(rabbit_vhost, config, tmp_path, services["dossier"])
@@ -266,7 +273,7 @@ async def test_a_web_answer_is_announced_by_mail_with_its_link_and_without_its_t
         status_page = accepted.json()["status_page_url"]
         [routed] = await rabbit_vhost.wait_for(WORK_QUEUE, 1, timeout=30)
         item = WorkItem.model_validate_json(routed.body)
-        await claim_and_answer(client, dossier, item, {"Authorization": f"Bearer {token}"})
+        await claim_and_answer(client, dossier, item, AGENT)
 
         # One mail, to the citizen, from the mailbox: the status page's public link, and
         # not a word of the answer (mail is not the channel the citizen chose).

@@ -7,15 +7,20 @@ agent answers through the dossier's API, as the agent desk does.
 from __future__ import annotations
 
 import re
-import uuid
 
 import httpx
 
 from kanaal.common.contract import WorkItem
 from kanaal.common.testing import RabbitVhost
-from tests.e2e.conftest import SERVICE_TOKEN, RunServices, claim_and_answer, wait_until
+from tests.e2e.conftest import (
+    AGENT,
+    AGENT_TOKEN,
+    SERVICE_TOKEN,
+    RunServices,
+    claim_and_answer,
+    wait_until,
+)
 
-AGENT_TOKEN = "e2e-anna-" + uuid.uuid4().hex
 CITIZEN = {
     "name": "Wietske Hoogeveen",
     "email": "wietske.hoogeveen@example.org",
@@ -31,7 +36,7 @@ async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_
 ) -> None:
     services = run_services("dossier", "router", "web", KANAAL_AGENT_ANNA_TOKEN=AGENT_TOKEN)
     web, dossier = services["web"].url, services["dossier"].url
-    agent = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+
     async with httpx.AsyncClient(timeout=10) as client:
         accepted = await client.post(f"{web}/api/v1/messages", json=CITIZEN)
         assert accepted.status_code == 202, accepted.text
@@ -46,7 +51,7 @@ async def test_a_web_message_is_answered_on_its_status_page_and_the_reply_joins_
         assert status["case_ref"] == item.case_ref
 
         # The agent claims the case and answers; the customer's channel is the web.
-        replied = await claim_and_answer(client, dossier, item, agent)
+        replied = await claim_and_answer(client, dossier, item, AGENT)
         assert replied.json()["channel"] == "web"
 
         page_url = f"{web}{body['status_page_url']}"
@@ -97,7 +102,7 @@ async def test_a_case_number_typed_by_someone_else_gives_them_no_view_of_that_ca
 ) -> None:
     services = run_services("dossier", "router", "web", KANAAL_AGENT_ANNA_TOKEN=AGENT_TOKEN)
     web, dossier = services["web"].url, services["dossier"].url
-    agent = {"Authorization": f"Bearer {AGENT_TOKEN}"}
+
     async with httpx.AsyncClient(timeout=10) as client:
         citizen = (await client.post(f"{web}/api/v1/messages", json=CITIZEN)).json()
         [routed] = await rabbit_vhost.wait_for("work.subject.parkeren", 1, timeout=20)
@@ -125,7 +130,7 @@ async def test_a_case_number_typed_by_someone_else_gives_them_no_view_of_that_ca
         )
 
         # The agent answers the citizen's case: the answer reaches the citizen's page only.
-        await claim_and_answer(client, dossier, item, agent)
+        await claim_and_answer(client, dossier, item, AGENT)
 
         async def answer_shown() -> bool:
             page = await client.get(f"{web}{citizen['status_page_url']}")
@@ -135,7 +140,7 @@ async def test_a_case_number_typed_by_someone_else_gives_them_no_view_of_that_ca
         assert (await client.get(f"{web}{typist.json()['status_url']}")).json()["answers"] == []
 
         # The agent sees the typed number as a note on the typist's case, not on the citizen's.
-        case = await client.get(f"{dossier}/api/v1/cases/{theirs.case_ref}", headers=agent)
+        case = await client.get(f"{dossier}/api/v1/cases/{theirs.case_ref}", headers=AGENT)
         notes = [e["data"]["text"] for e in case.json()["timeline"] if e["kind"] == "case.noted"]
         assert notes == [f"Noemt zaak {item.case_ref}, niet gekoppeld: andere klant"]
 
